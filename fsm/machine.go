@@ -111,5 +111,5 @@ func (m *Machine) Fire(e Event) (Step, error) {
 	if m.seen == nil || State(m.seen.Dst) != t.To {
 		return Step{}, errors.New("fsm: looplab took a transition the declaration does not hold")
 	}
-	return Step{From: from, Event: e, To: t.To, Actions: t.Actions, Path: t.Path}, nil
+	return Step{From: from, Event: e, To: t.To, Actions: slices.Clone(t.Actions), Path: t.Path}, nil
 }
