@@ -144,7 +144,8 @@ func Decode(frame []byte, secret []byte) (Envelope, error) {
 		return Envelope{}, fmt.Errorf("%w: no type", ErrMalformed)
 	}
 	if !env.Type.known() {
-		return Envelope{}, fmt.Errorf("%w %q", ErrUnknownType, env.Type)
+		// A peer chooses the type: quote at most 32 characters of it.
+		return Envelope{}, fmt.Errorf("%w %.32q", ErrUnknownType, env.Type)
 	}
 	if len(env.Payload) == 0 || env.Payload[0] != '{' {
 		return Envelope{}, fmt.Errorf("%w: %s payload is not an object", ErrMalformed, env.Type)
@@ -193,7 +194,7 @@ func decodePayload[T any](e Envelope, want Type) (T, error) {
 // write it: no HTML escaping, U+2028 and U+2029 unescaped.
 func Encode(t Type, payload any, secret []byte) ([]byte, error) {
 	if !t.known() {
-		return nil, fmt.Errorf("%w %q", ErrUnknownType, t)
+		return nil, fmt.Errorf("%w %.32q", ErrUnknownType, t)
 	}
 	p, err := Marshal(payload)
 	if err != nil {
@@ -257,7 +258,9 @@ func Sign(secret, payload []byte) string {
 }
 
 // Verify reports whether sig is the signature of payload under secret,
-// comparing in constant time.
+// comparing in constant time. The hex may be in either case: what is
+// authenticated is the MAC it spells, and [Sign] (like REPRAM) writes
+// lowercase.
 func Verify(secret, payload []byte, sig string) bool {
 	got, err := hex.DecodeString(sig)
 	if err != nil || len(got) != sha256.Size {

@@ -1,0 +1,77 @@
+package policy_test
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/repram/handover/policy"
+)
+
+func Example() {
+	ev, err := policy.New(policy.Config{}) // the seed's thresholds
+	if err != nil {
+		panic(err)
+	}
+	ev.Attached("s1") // joined s1: cooldown starts
+	cur := policy.Substrate{ID: "s1", Enclave: "eu", Latency: 40 * time.Millisecond}
+	for cycle, s2 := range []time.Duration{20, 20, 35, 20, 20, 20} {
+		d := ev.Evaluate(policy.Observation{
+			Enclave: "eu",
+			Current: cur,
+			Candidates: []policy.Substrate{
+				{ID: "s2", Address: "10.0.0.2:8080", Enclave: "eu", Latency: s2 * time.Millisecond},
+			},
+		})
+		line := fmt.Sprintf("cycle %d: s2 %dms", cycle+1, s2)
+		if d.Event != "" {
+			line += " -> " + string(d.Event) + " " + d.Candidate.ID
+		}
+		fmt.Println(strings.TrimSpace(line))
+	}
+	// Cycle 1 ends the partial cycle of the join, cycle 2 is the cooldown,
+	// 35ms is not 25% faster than 40ms, and s2 then qualifies twice.
+
+	// Output:
+	// cycle 1: s2 20ms
+	// cycle 2: s2 20ms -> cooldown_elapsed
+	// cycle 3: s2 35ms
+	// cycle 4: s2 20ms
+	// cycle 5: s2 20ms -> candidate_better s2
+	// cycle 6: s2 20ms -> candidate_better s2
+}
+
+func ExampleReplay() {
+	trace := `# s2 becomes twice as fast at cycle 4
+@enclave eu
+@start s1
+@step 4
+cycle,substrate,enclave,latency
+1,s1,eu,40ms
+1,s2,eu,45ms
+2,s1,eu,40ms
+2,s2,eu,45ms
+3,s1,eu,40ms
+3,s2,eu,45ms
+4,s1,eu,40ms
+4,s2,eu,20ms
+5,s1,eu,40ms
+5,s2,eu,20ms
+6,s1,eu,40ms
+6,s2,eu,-
+`
+	tr, err := policy.ParseTrace(strings.NewReader(trace))
+	if err != nil {
+		panic(err)
+	}
+	for _, s := range []policy.Strategy{policy.Hysteresis, policy.Naive} {
+		r, err := policy.Replay(tr, policy.Config{}, s)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(r)
+	}
+	// Output:
+	// hysteresis: 1 migrations, 0 ping-pongs, 0 forced, 2/6 cycles on a non-best substrate, reaction [2] cycles, ends on s2
+	// naive: 1 migrations, 0 ping-pongs, 0 forced, 1/6 cycles on a non-best substrate, reaction [1] cycles, ends on s2
+}
