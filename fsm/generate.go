@@ -1,0 +1,3 @@
+package fsm
+
+//go:generate go run ../tools/gendot -out ../docs/statecharts
