@@ -1,0 +1,234 @@
+package transport
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/transport/substratetest"
+	"github.com/repram/handover/transport/wire"
+)
+
+// setup attaches a node to sub-a (no mesh delay) with sub-b (30ms) beside
+// it, past the policy's cooldown, with gossip flowing.
+func setup(t *testing.T, cfg Config) (h *harness, a, b *substratetest.Substrate, stop func()) {
+	h = newHarness(t, cfg)
+	a = h.start("sub-a", 0)
+	b = h.start("sub-b", 30*time.Millisecond)
+	h.attach(a)
+	h.settle()
+	stop = h.publishing(2 * time.Millisecond)
+	t.Cleanup(stop) // harmless when the test already stopped it
+	return h, a, b, stop
+}
+
+// tryMigrate feeds the two qualifying cycles that start a migration to s.
+func (h *harness) tryMigrate(s *substratetest.Substrate) {
+	h.t.Helper()
+	h.observe(map[*substratetest.Substrate]time.Duration{s: 10 * time.Millisecond})
+	if d := h.observe(map[*substratetest.Substrate]time.Duration{s: 10 * time.Millisecond}); d.Event != fsm.CandidateBetter {
+		h.t.Fatalf("policy decided %q, want candidate_better", d.Event)
+	}
+}
+
+// keptOld checks a cancelled migration: back on sub-a, gossip still
+// flowing, nothing lost or duplicated.
+func (h *harness) keptOld(stop func(), event fsm.Event) {
+	h.t.Helper()
+	h.eventually("migration cancelled on "+string(event), func() bool { return h.took(event, fsm.Attached) })
+	h.waitAttached("sub-a")
+	before := h.node.Status().Stats.Delivered
+	h.eventually("gossip still flowing", func() bool { return h.node.Status().Stats.Delivered > before+5 })
+	stop()
+	h.exactlyOnce()
+	if st := h.node.Status(); st.Stats.Cancelled < 1 || st.Stats.Migrations != 0 {
+		h.t.Errorf("stats %+v: want a cancel and no migration", st.Stats)
+	}
+}
+
+func TestFailedMigrationKeepsOld(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault func(h *harness, b *substratetest.Substrate)
+		event fsm.Event
+	}{
+		{"handshake timeout", func(_ *harness, b *substratetest.Substrate) { b.SetMuteHello(true) }, fsm.HandshakeTimeout},
+		{"websocket error mid-handshake", func(_ *harness, b *substratetest.Substrate) {
+			b.SetOnHello(func(wire.Hello) { go b.Kill() })
+		}, fsm.NewFailed},
+		{"refused with goodbye", func(_ *harness, b *substratetest.Substrate) { b.RefuseWithGoodbye(nil) }, fsm.NewFailed},
+		{"welcome naming another parent", func(_ *harness, b *substratetest.Substrate) { b.SetWelcomeParentID("sub-x") }, fsm.NewFailed},
+		{"malformed frames", func(_ *harness, b *substratetest.Substrate) { b.SetCorrupt(substratetest.CorruptMalformed) }, fsm.NewFailed},
+		{"unsigned frames", func(_ *harness, b *substratetest.Substrate) { b.SetCorrupt(substratetest.CorruptUnsigned) }, fsm.NewFailed},
+		{"badly signed frames", func(_ *harness, b *substratetest.Substrate) { b.SetCorrupt(substratetest.CorruptBadSignature) }, fsm.NewFailed},
+		{"null frames", func(_ *harness, b *substratetest.Substrate) { b.SetCorrupt(substratetest.CorruptNull) }, fsm.NewFailed},
+		{"binary frames", func(_ *harness, b *substratetest.Substrate) { b.SetCorrupt(substratetest.CorruptBinary) }, fsm.NewFailed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _, b, stop := setup(t, fastConfig())
+			tc.fault(h, b)
+			h.tryMigrate(b)
+			h.keptOld(stop, tc.event)
+		})
+	}
+}
+
+func TestNewLinkDiesDuringOverlap(t *testing.T) {
+	cfg := fastConfig()
+	cfg.OverlapMin = time.Second
+	h, _, b, stop := setup(t, cfg)
+	h.tryMigrate(b)
+	h.waitState(fsm.Overlapping)
+	b.Kill()
+	h.keptOld(stop, fsm.NewFailed)
+}
+
+func TestCandidateThatNeverForwardsIsCancelled(t *testing.T) {
+	h, _, b, stop := setup(t, fastConfig())
+	b.SetNoForward(true)
+	h.tryMigrate(b)
+	h.keptOld(stop, fsm.OverlapExpired)
+}
+
+func TestOldDiesDuringOverlapAccelerates(t *testing.T) {
+	cfg := fastConfig()
+	cfg.OverlapMin = time.Second
+	h, a, b, stop := setup(t, cfg)
+	h.tryMigrate(b)
+	h.waitState(fsm.Overlapping)
+	a.Kill()
+	h.waitAttached("sub-b")
+	stop()
+	h.exactlyOnce()
+	if !h.took(fsm.OldDied, fsm.Cooldown) || h.node.Status().Stats.Accelerated != 1 {
+		t.Fatalf("want one accelerate on old_died:\n%s", h.timeline())
+	}
+}
+
+func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
+	h, a, b, stop := setup(t, fastConfig())
+	b.SetWelcomeDelay(300 * time.Millisecond)
+	h.tryMigrate(b)
+	h.waitState(fsm.Handshaking)
+	a.Kill()
+	h.waitAttached("sub-b")
+	if !h.took(fsm.OldDied, fsm.Joining) {
+		t.Fatalf("want continue_alone on old_died:\n%s", h.timeline())
+	}
+	// Messages published while neither link forwarded may be lost; every
+	// message published once the new link is primary must arrive once.
+	h.mu.Lock()
+	h.published = nil
+	h.mu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	stop()
+	h.exactlyOnce()
+}
+
+func TestGoodbyeMigratesToFirstLiveAlternative(t *testing.T) {
+	h, a, b, stop := setup(t, fastConfig())
+	dead := h.start("sub-dead", 0)
+	deadParent := dead.Parent()
+	dead.Kill()
+	self := wire.Parent{ID: "t1", Address: "127.0.0.1", HTTPPort: 1, Enclave: substratetest.DefaultEnclave}
+	// Twice, with this node, the substrate being left and a dead peer
+	// listed first, as REPRAM may send it.
+	a.Shutdown([]wire.Parent{self, a.Parent(), deadParent, b.Parent()}, true)
+	h.waitAttached("sub-b")
+	time.Sleep(50 * time.Millisecond)
+	stop()
+	h.exactlyOnce()
+	st := h.node.Status().Stats
+	if switched := st.Migrations + st.Accelerated + st.ContinuedAlone; switched != 1 {
+		t.Errorf("switched %d times, want exactly once:\n%s", switched, h.timeline())
+	}
+	if st.Cancelled != 1 {
+		t.Errorf("cancelled %d, want 1 (the dead alternative):\n%s", st.Cancelled, h.timeline())
+	}
+}
+
+func TestDetachRejoinsWithBackoff(t *testing.T) {
+	h, a, _, stop := setup(t, fastConfig())
+	a.Kill()
+	// sub-b is known from sub-a's welcome topology.
+	h.waitAttached("sub-b")
+	stop()
+	if st := h.node.Status().Stats; st.Detaches < 1 || st.Rejoins < 1 {
+		t.Fatalf("stats %+v: want a detach and a rejoin", st)
+	}
+}
+
+func TestBadFramesOnPrimaryAreDroppedNotFatal(t *testing.T) {
+	cfg := fastConfig()
+	cfg.ReadLimit = 4096
+	h, a, _, stop := setup(t, cfg)
+	for _, f := range []struct {
+		typ   websocket.MessageType
+		frame string
+	}{
+		{websocket.MessageText, `{"type":"put","payload":`},
+		{websocket.MessageText, `null`},
+		{websocket.MessageText, `[1,2]`},
+		{websocket.MessageText, `{"type":"bogus","payload":{}}`},
+		{websocket.MessageText, `{"type":"put","payload":{"type":"PUT","from":"x","timestamp":1,"message_id":"forged"}}`},
+		{websocket.MessageText, `{"type":"put","payload":{"type":"PUT","from":"x","timestamp":1,"message_id":"forged"},"signature":"00"}`},
+		{websocket.MessageText, `{"type":"put","payload":{"type":"PUT","data":"` + strings.Repeat("A", 5000) + `"}}`},
+		{websocket.MessageBinary, `{}`},
+		{websocket.MessageText, `{"type":"put","payload":{"type":"PUT","timestamp":"soon"}}`},
+	} {
+		if err := a.SendRaw("t1", f.typ, []byte(f.frame)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.eventually("every bad frame rejected", func() bool { return h.node.Status().Stats.FramesRejected == 9 })
+	stop()
+	h.exactlyOnce()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.delivered["forged"] != 0 {
+		t.Fatal("an unsigned or badly signed message was delivered")
+	}
+	if st := h.node.Status(); st.Primary.ID != "sub-a" {
+		t.Fatalf("primary %q, want sub-a kept", st.Primary.ID)
+	}
+}
+
+func TestStaleEventsFromDroppedCandidateAreIgnored(t *testing.T) {
+	h, _, b, stop := setup(t, fastConfig())
+	c := h.start("sub-c", 0)
+	b.SetMuteHello(true)
+	h.tryMigrate(b)
+	h.eventually("candidate dropped", func() bool { return h.took(fsm.HandshakeTimeout, fsm.Attached) })
+
+	// The dropped link reports late: a welcome, a goodbye, gossip, a close.
+	var dropped *link
+	if err := h.node.call(context.Background(), func() error {
+		dropped = newLink(context.Background(), 1<<40, sub(b))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	late := []linkEvent{
+		{link: dropped, kind: evWelcome},
+		{link: dropped, kind: evGoodbye},
+		{link: dropped, kind: evBadFrame},
+		{link: dropped, kind: evClosed},
+	}
+	for _, ev := range late {
+		h.node.post(ev)
+	}
+	h.eventually("stale events counted", func() bool { return h.node.Status().Stats.StaleEventsDropped >= 3 })
+	if st := h.node.Status(); st.State != fsm.Attached || st.Primary.ID != "sub-a" {
+		t.Fatalf("stale events moved the node: %s on %q", st.State, st.Primary.ID)
+	}
+	// A later migration is undisturbed.
+	h.tryMigrate(c)
+	h.waitAttached("sub-c")
+	stop()
+	h.exactlyOnce()
+}

@@ -1,0 +1,253 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/policy"
+	"github.com/repram/handover/transport/substratetest"
+	"github.com/repram/handover/transport/wire"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var testSecret = []byte("harness-test-secret")
+
+// harness runs a simulated mesh and one transient node on loopback, and
+// counts every delivery by message id.
+type harness struct {
+	t    *testing.T
+	mesh *substratetest.Mesh
+	node *Node
+	tr   <-chan Transition
+
+	mu        sync.Mutex
+	delivered map[string]int
+	steps     []Transition
+	published []string
+}
+
+// fastConfig has timings short enough for tests; they are bounds, not
+// assertions.
+func fastConfig() Config {
+	return Config{
+		Identity:          Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave, Address: "127.0.0.1"},
+		Secret:            testSecret,
+		HandshakeTimeout:  time.Second,
+		OverlapGrace:      100 * time.Millisecond,
+		OverlapMin:        200 * time.Millisecond,
+		OverlapMax:        2 * time.Second,
+		HeartbeatInterval: 200 * time.Millisecond,
+		RejoinBackoff:     20 * time.Millisecond,
+		RejoinBackoffMax:  200 * time.Millisecond,
+	}
+}
+
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	h := &harness{t: t, delivered: map[string]int{},
+		mesh: substratetest.NewMesh(substratetest.MeshConfig{Secret: cfg.Secret, GoodbyeGap: 20 * time.Millisecond})}
+	cfg.Handler = func(g Gossip) {
+		h.mu.Lock()
+		h.delivered[g.Message.MessageID]++
+		h.mu.Unlock()
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.node = n
+	ch := n.Subscribe(1024)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for tr := range ch {
+			h.mu.Lock()
+			h.steps = append(h.steps, tr)
+			h.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		<-done
+		h.mesh.Close()
+	})
+	return h
+}
+
+func (h *harness) start(id string, delay time.Duration) *substratetest.Substrate {
+	h.t.Helper()
+	s, err := h.mesh.Start(substratetest.Config{ID: id, Delay: delay})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+func sub(s *substratetest.Substrate) Substrate {
+	return Substrate{ID: s.ID(), URL: s.URL(), Enclave: s.Enclave()}
+}
+
+// eventually polls cond until it holds or the bound passes.
+func (h *harness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			st := h.node.Status()
+			h.t.Fatalf("timed out waiting for %s; state %s primary %q candidate %q stats %+v\nsteps:\n%s",
+				what, st.State, st.Primary.ID, st.Candidate.ID, st.Stats, h.timeline())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (h *harness) attach(s *substratetest.Substrate) {
+	h.t.Helper()
+	if err := h.node.Attach(context.Background(), sub(s)); err != nil {
+		h.t.Fatal(err)
+	}
+	h.waitAttached(s.ID())
+}
+
+// waitAttached waits for a settled attachment (attached or cooldown) to id.
+func (h *harness) waitAttached(id string) {
+	h.t.Helper()
+	h.eventually("attached to "+id, func() bool {
+		st := h.node.Status()
+		return st.Primary.ID == id && st.Candidate.ID == "" && (st.State == fsm.Attached || st.State == fsm.Cooldown)
+	})
+}
+
+func (h *harness) waitState(s fsm.State) {
+	h.t.Helper()
+	h.eventually("state "+string(s), func() bool { return h.node.Status().State == s })
+}
+
+// observe feeds one cycle where each candidate has the given latency and
+// the primary 100ms.
+func (h *harness) observe(cands map[*substratetest.Substrate]time.Duration) policy.Decision {
+	h.t.Helper()
+	obs := Observation{CurrentLatency: 100 * time.Millisecond}
+	for s, d := range cands {
+		obs.Candidates = append(obs.Candidates, Candidate{Substrate: sub(s), Latency: d})
+	}
+	d, err := h.node.Observe(context.Background(), obs)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+// publishOne publishes one message in the mesh and remembers its id.
+func (h *harness) publishOne() error {
+	msg, err := h.mesh.Publish(wire.Message{Type: "PUT", From: "publisher", Key: "k", Data: []byte("v"), TTL: 300})
+	if err != nil {
+		return err
+	}
+	h.mu.Lock()
+	h.published = append(h.published, msg.MessageID)
+	h.mu.Unlock()
+	return nil
+}
+
+// publishing publishes one message every gap in the background until the
+// returned stop is called.
+func (h *harness) publishing(gap time.Duration) (stop func()) {
+	var quit atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !quit.Load() {
+			if err := h.publishOne(); err != nil {
+				h.t.Errorf("publish: %v", err)
+				return
+			}
+			time.Sleep(gap)
+		}
+	}()
+	return func() { quit.Store(true); <-done }
+}
+
+// settle feeds empty cycles until the policy's cooldown after the last
+// change of attachment is over.
+func (h *harness) settle() {
+	h.t.Helper()
+	for range 5 {
+		if h.observe(nil).Event == fsm.CooldownElapsed {
+			return
+		}
+	}
+	h.t.Fatal("the policy never ended its cooldown")
+}
+
+// exactlyOnce waits until every published message was delivered and checks
+// none was delivered twice.
+func (h *harness) exactlyOnce() {
+	h.t.Helper()
+	h.eventually("every published message delivered", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, id := range h.published {
+			if h.delivered[id] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, n := range h.delivered {
+		if n != 1 {
+			h.t.Errorf("message %s delivered %d times", id, n)
+		}
+	}
+	if len(h.published) == 0 {
+		h.t.Error("nothing was published: the check proves nothing")
+	}
+}
+
+// paths returns the paths taken, in order.
+func (h *harness) paths() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, s := range h.steps {
+		out = append(out, fmt.Sprintf("%s:%s", s.Step.Event, s.Step.To))
+	}
+	return out
+}
+
+func (h *harness) timeline() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b []byte
+	for _, s := range h.steps {
+		b = fmt.Appendf(b, "  %s --%s--> %s [%s] primary=%s candidate=%s: %s\n",
+			s.Step.From, s.Step.Event, s.Step.To, s.Step.Path, s.Primary, s.Candidate, s.Reason)
+	}
+	return string(b)
+}
+
+// tookPath reports whether some transition followed path on event.
+func (h *harness) took(e fsm.Event, to fsm.State) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.steps {
+		if s.Step.Event == e && s.Step.To == to {
+			return true
+		}
+	}
+	return false
+}

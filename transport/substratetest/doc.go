@@ -1,0 +1,46 @@
+// Package substratetest runs REPRAM substrates in-process for tests, the way
+// net/http/httptest runs HTTP servers: each [Substrate] listens on
+// 127.0.0.1 on a free port and serves the real attachment wire protocol
+// (package wire) over WebSocket at ws://127.0.0.1:PORT/v1/ws, and a [Mesh]
+// stands in for the gossip overlay between them.
+//
+// It emulates REPRAM TS v2.1 as seen from a transient node:
+//
+//   - A hello (signed with the mesh's secret, if any) is answered with a
+//     signed welcome whose topology lists the mesh's live substrates as SYNC
+//     messages and whose your_position is {depth 1, parent_id: the
+//     substrate}. Unsigned, badly signed or malformed frames are dropped
+//     with no reply, so a wrong secret looks like a handshake timeout.
+//   - A message published in the mesh ([Mesh.Publish]) reaches every live
+//     substrate after its [Config].Delay, in publication order, and each
+//     forwards it as a put, keeping from and message_id, to every welcomed
+//     child whose hello named exactly its enclave. A PUT made on one
+//     substrate ([Mesh.PublishVia], or a put frame a child sends, which is
+//     also acked) reaches the other substrates' children but not its own.
+//   - A second hello from the same node id on another connection replaces
+//     the first registration, and closing either connection unregisters the
+//     id (see [Substrate.Children]).
+//   - Heartbeats are WebSocket pings ([Config].Heartbeat, off by default);
+//     [HeartbeatMisses] unanswered pings in a row drop the connection. A
+//     frame that is the JSON literal null kills the substrate, as it crashes
+//     REPRAM TS.
+//
+// Each child has an ordered outgoing queue of [MeshConfig].QueueSize frames
+// drained by its own writer, so a slow child never blocks the mesh or the
+// other children: when its queue is full, or one write takes longer than
+// [MeshConfig].WriteTimeout, the substrate drops the child's connection
+// (without a close frame), as a real server gives up on a peer after write
+// timeouts.
+//
+// Faults are set at any time: [Substrate.RefuseWithGoodbye],
+// [Substrate.SetMuteHello], [Substrate.SetWelcomeDelay],
+// [Substrate.SetNoForward], [Substrate.SetWelcomeParentID],
+// [Substrate.SetCorrupt], or all at once with [Substrate.SetFaults].
+// [Substrate.Kill] dies abruptly, [Substrate.Shutdown] leaves gracefully with
+// goodbyes, and [Substrate.Send], [Substrate.SendRaw] and
+// [Substrate.SetOnHello] serve hostile-peer tests. [Mesh.Published] and
+// [Mesh.Forwarded] count what went in and what went out.
+//
+// Every goroutine ends when its substrate stops; [Mesh.Close] stops them all
+// and leaves none behind.
+package substratetest
