@@ -26,7 +26,6 @@ type harness struct {
 	t    *testing.T
 	mesh *substratetest.Mesh
 	node *Node
-	tr   <-chan Transition
 
 	mu        sync.Mutex
 	delivered map[string]int
@@ -218,17 +217,6 @@ func (h *harness) exactlyOnce() {
 	}
 }
 
-// paths returns the paths taken, in order.
-func (h *harness) paths() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []string
-	for _, s := range h.steps {
-		out = append(out, fmt.Sprintf("%s:%s", s.Step.Event, s.Step.To))
-	}
-	return out
-}
-
 func (h *harness) timeline() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -240,7 +228,7 @@ func (h *harness) timeline() string {
 	return string(b)
 }
 
-// tookPath reports whether some transition followed path on event.
+// took reports whether some transition went to state to on event e.
 func (h *harness) took(e fsm.Event, to fsm.State) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()

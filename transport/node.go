@@ -80,12 +80,12 @@ type Node struct {
 	root context.Context
 	stop context.CancelFunc
 
-	events   chan linkEvent
-	cmds     chan func()
-	out      chan Gossip
-	loopDone chan struct{}
+	events    chan linkEvent
+	cmds      chan func()
+	out       chan Gossip
+	loopDone  chan struct{}
 	delivDone chan struct{}
-	wg       sync.WaitGroup // link goroutines
+	wg        sync.WaitGroup // link goroutines
 	closeOnce sync.Once
 
 	mu     sync.Mutex

@@ -30,10 +30,10 @@ func TestOverlapCatchUp(t *testing.T) {
 			arrivals: []arrival{{id: "a", at: 120 * time.Millisecond}, {old: true, id: "a", at: 150 * time.Millisecond}}, want: true},
 		{name: "new catches up after the mark", alive: true,
 			arrivals: []arrival{{old: true, id: "a", at: 150 * time.Millisecond}, {old: true, id: "b", at: 160 * time.Millisecond}},
-			after: []string{"b", "a"}, want: true},
+			after:    []string{"b", "a"}, want: true},
 		{name: "new still one behind", alive: true,
 			arrivals: []arrival{{old: true, id: "a", at: 150 * time.Millisecond}, {old: true, id: "b", at: 160 * time.Millisecond}},
-			after: []string{"b"}, want: false},
+			after:    []string{"b"}, want: false},
 		{name: "empty ids never block", alive: true,
 			arrivals: []arrival{{old: true, id: "", at: 150 * time.Millisecond}}, want: true},
 	}
