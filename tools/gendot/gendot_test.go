@@ -408,3 +408,32 @@ func containsAll(s string, subs []string) bool {
 	}
 	return true
 }
+
+func TestReadmeChartIsReplacedBetweenMarkers(t *testing.T) {
+	files := []file{{"migration.mmd", []byte("stateDiagram-v2\n    a --> b\n")}}
+	in := []byte("# title\n" + readmeBegin + "\nstale\n" + readmeEnd + "\ntail\n")
+	got, err := readmeWithChart(in, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# title\n" + readmeBegin + "\n```mermaid\nstateDiagram-v2\n    a --> b\n```\n" + readmeEnd + "\ntail\n"
+	if string(got) != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	if _, err := readmeWithChart([]byte("# no markers\n"), files); err == nil {
+		t.Fatal("a README without markers was accepted")
+	}
+	path := filepath.Join(t.TempDir(), "README.md")
+	if err := os.WriteFile(path, in, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkReadme(path, files); err == nil {
+		t.Fatal("a stale README chart passed the check")
+	}
+	if n, err := writeReadme(path, files); err != nil || n != 1 {
+		t.Fatalf("writeReadme = %d, %v", n, err)
+	}
+	if err := checkReadme(path, files); err != nil {
+		t.Fatalf("after writing: %v", err)
+	}
+}

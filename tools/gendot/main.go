@@ -12,7 +12,10 @@
 //	go run ./tools/gendot -check   write nothing; exit 1 naming each stale or missing file
 //
 // -out DIR writes to DIR instead of docs/statecharts under the module root.
-// The output is deterministic, so -check can run in CI.
+// Without -out, the Mermaid chart is also kept in the module's README.md,
+// between the markers readmeBegin and readmeEnd, so GitHub renders it on the
+// front page; -check checks that copy too. The output is deterministic, so
+// -check can run in CI.
 package main
 
 import (
@@ -56,12 +59,14 @@ func main() {
 // them with what dir holds). An empty dir means defaultOut under the module
 // root.
 func run(ctx context.Context, dir string, check bool, stdout io.Writer) error {
+	readme := ""
 	if dir == "" {
 		root, err := moduleRoot()
 		if err != nil {
 			return err
 		}
 		dir = filepath.Join(root, defaultOut)
+		readme = filepath.Join(root, "README.md")
 	}
 	files, err := generate(ctx, fsm.Declaration())
 	if err != nil {
@@ -71,6 +76,11 @@ func run(ctx context.Context, dir string, check bool, stdout io.Writer) error {
 		if err := checkFiles(dir, files); err != nil {
 			return err
 		}
+		if readme != "" {
+			if err := checkReadme(readme, files); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(stdout, "gendot: %d files in %s are up to date\n", len(files), dir)
 		return nil
 	}
@@ -79,6 +89,15 @@ func run(ctx context.Context, dir string, check bool, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "gendot: %d of %d files in %s rewritten\n", written, len(files), dir)
+	if readme != "" {
+		n, err := writeReadme(readme, files)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			fmt.Fprintf(stdout, "gendot: the state chart in %s rewritten\n", readme)
+		}
+	}
 	return nil
 }
 
