@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -41,13 +43,41 @@ type Policy interface {
 	Forced()
 }
 
+// Secret is a cluster secret. It is a []byte (assign one to it directly)
+// whose every printed or marshalled form is "[redacted]": fmt verbs
+// (%v, %+v, %#v, %s, %x, %q), JSON and slog. The redaction travels with the
+// value, so a Config printed whole, nested in another struct or logged as
+// JSON never leaks it.
+type Secret []byte
+
+const redacted = "[redacted]"
+
+// String returns "[redacted]".
+func (Secret) String() string { return redacted }
+
+// GoString returns "[redacted]".
+func (Secret) GoString() string { return redacted }
+
+// Format writes "[redacted]" for every verb.
+func (Secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, redacted) }
+
+// MarshalJSON writes the JSON string "[redacted]".
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+
+// MarshalText returns "[redacted]".
+func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// LogValue returns "[redacted]" for log/slog.
+func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
 // Config configures a [Node]. Zero durations and sizes take the defaults
 // documented on each field.
 type Config struct {
 	Identity Identity
 	// Secret is the cluster secret. When set, every frame is signed and
-	// every received frame must verify; it is never logged.
-	Secret []byte
+	// every received frame must verify; it is never logged, and printing
+	// or marshalling the Config shows it redacted.
+	Secret Secret
 
 	// Policy configures the default hysteresis policy; Decider, when set,
 	// replaces it.
@@ -77,6 +107,13 @@ type Config struct {
 	// frames over 8×ReadLimit close the link. Default 1 MiB.
 	ReadLimit int64
 	Dedup     dedup.Config
+	// MaxMessageAge drops gossip whose timestamp is older than this, so a
+	// signed frame replayed after its id left the dedup window is not
+	// delivered again (a replay within the window is a duplicate). It must
+	// exceed the clock skew between publishers and this node: timestamps
+	// are the publisher's unix seconds. Default Dedup.Window (60s);
+	// negative turns the check off.
+	MaxMessageAge time.Duration
 	// DeliveryBuffer bounds gossip accepted but not yet handled. When it is
 	// full the links stop reading (back-pressure to the substrates) and the
 	// event loop keeps running. Default 4096.
@@ -126,6 +163,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DeliveryBuffer == 0 {
 		c.DeliveryBuffer = 4096
+	}
+	if c.MaxMessageAge == 0 {
+		c.MaxMessageAge = c.Dedup.Window
+		if c.MaxMessageAge <= 0 {
+			c.MaxMessageAge = dedup.DefaultWindow
+		}
 	}
 	for name, d := range map[string]time.Duration{
 		"HandshakeTimeout": c.HandshakeTimeout, "OverlapGrace": c.OverlapGrace, "OverlapMin": c.OverlapMin,

@@ -50,6 +50,7 @@ type Stats struct {
 	DuplicatesDropped  int // gossip dropped because its id was already delivered
 	StaleEventsDropped int // events from links no longer primary or candidate
 	FramesRejected     int // frames that failed to decode, verify or fit the read limit
+	TooOld             int // gossip dropped because its timestamp was older than MaxMessageAge
 	TransitionsDropped int // transitions not delivered to a full subscriber channel
 }
 
@@ -245,11 +246,20 @@ type Observation struct {
 	// driver's heartbeats measured.
 	CurrentLatency time.Duration
 	Candidates     []Candidate
+	// Measure makes Observe measure every candidate whose Latency is 0
+	// with [Probe] (Config's TLSConfig and HTTPHeader, bounded by ctx and
+	// HandshakeTimeout) before the policy sees the cycle. The probes run
+	// concurrently on the caller's goroutine, never on the event loop; a
+	// candidate that cannot be probed stays unmeasured.
+	Measure bool
 }
 
 // Observe feeds one evaluation cycle to the policy and acts on its decision.
 // Call it once per cycle. It returns the policy's decision.
 func (n *Node) Observe(ctx context.Context, obs Observation) (policy.Decision, error) {
+	if obs.Measure {
+		obs = n.measure(ctx, obs)
+	}
 	var d policy.Decision
 	err := n.call(ctx, func() error {
 		d = n.observe(obs)
@@ -641,6 +651,16 @@ func (n *Node) onLink(ev linkEvent) {
 		if isCandidate && !l.welcomed {
 			<-n.env.credits
 			n.rejectFrame(l, true, log, fmt.Errorf("%s before welcome", ev.typ))
+			return
+		}
+		if age := time.Since(time.Unix(ev.msg.Timestamp, 0)); n.cfg.MaxMessageAge > 0 && age > n.cfg.MaxMessageAge {
+			// Not a link fault: a substrate may forward an old message in
+			// good faith, so the link is kept and the message alone dropped.
+			<-n.env.credits
+			n.stats.TooOld++
+			log.Warn().Str("message_id", ev.msg.MessageID).Int64("timestamp", ev.msg.Timestamp).
+				Dur("age", age).Dur("max_age", n.cfg.MaxMessageAge).
+				Msg("gossip dropped: older than MaxMessageAge (a replay past the dedup window, or a publisher clock far behind)")
 			return
 		}
 		n.onGossip(l, isCandidate, ev)

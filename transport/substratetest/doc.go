@@ -41,6 +41,11 @@
 // [Substrate.SetOnHello] serve hostile-peer tests. [Mesh.Published] and
 // [Mesh.Forwarded] count what went in and what went out.
 //
+// [Config].TLS serves wss:// with a test certificate. A [Proxy] in front of
+// a substrate adds one-way delay, jitter and loss in both directions in
+// user space, for tests that need latency a node can measure: loopback
+// has none and kernel netem needs privileges.
+//
 // Every goroutine ends when its substrate stops; [Mesh.Close] stops them all
 // and leaves none behind.
 package substratetest

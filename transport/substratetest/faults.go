@@ -73,6 +73,11 @@ type Faults struct {
 	WelcomeParentID string
 	// Corrupt replaces every frame sent with a broken one.
 	Corrupt Corruption
+	// NoRead makes the substrate stop reading its connections: frames,
+	// WebSocket pings and close frames from children go unread (their
+	// heartbeats fail, their writes eventually block), while it keeps
+	// writing to them. Stopping the substrate reopens reading.
+	NoRead bool
 }
 
 func (f Faults) clone() Faults {
@@ -129,6 +134,9 @@ func (s *Substrate) SetWelcomeParentID(id string) {
 	s.updateFaults(func(f *Faults) { f.WelcomeParentID = id })
 }
 
+// SetNoRead sets [Faults].NoRead.
+func (s *Substrate) SetNoRead(on bool) { s.updateFaults(func(f *Faults) { f.NoRead = on }) }
+
 // SetCorrupt sets [Faults].Corrupt.
 func (s *Substrate) SetCorrupt(c Corruption) { s.updateFaults(func(f *Faults) { f.Corrupt = c }) }
 
@@ -136,6 +144,7 @@ func (s *Substrate) updateFaults(fn func(*Faults)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fn(&s.faults)
+	s.gate.set(s.faults.NoRead && s.state != stopped)
 }
 
 // encode builds one outgoing frame of type t, broken as c says; the frame's

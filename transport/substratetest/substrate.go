@@ -2,6 +2,7 @@ package substratetest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,10 @@ type Config struct {
 	// [HeartbeatMisses] pings in a row unanswered (each waits one interval)
 	// is dropped.
 	Heartbeat time.Duration
+	// TLS, when set, makes the substrate serve TLS: its URL is then
+	// wss://127.0.0.1:PORT/v1/ws. The config must hold a certificate
+	// valid for 127.0.0.1.
+	TLS *tls.Config
 }
 
 type state int
@@ -61,6 +66,7 @@ type Substrate struct {
 	srv  *http.Server
 	ln   net.Listener
 	port int
+	gate *readGate // stalls reads while Faults.NoRead is set
 
 	delay atomic.Int64 // time.Duration
 	live  atomic.Bool  // in the mesh: receives publishes, listed in topologies
@@ -113,12 +119,19 @@ func (m *Mesh) Start(cfg Config) (*Substrate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("substratetest: listen on loopback for %q: %w", cfg.ID, err)
 	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	gate := &readGate{}
+	ln = gate.listener(ln)
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS.Clone())
+	}
 	s := &Substrate{
 		mesh:      m,
 		cfg:       cfg,
 		log:       m.log.With().Str("substrate", cfg.ID).Logger(),
 		ln:        ln,
-		port:      ln.Addr().(*net.TCPAddr).Port,
+		port:      port,
+		gate:      gate,
 		conns:     make(map[*conn]struct{}),
 		children:  make(map[string]*conn),
 		hellod:    make(map[string]*conn),
@@ -135,6 +148,9 @@ func (m *Mesh) Start(cfg Config) (*Substrate, error) {
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*tls.Conn); ok {
+				c = tc.NetConn() // Kill drops TCP, with no TLS close_notify
+			}
 			return context.WithValue(ctx, rawConnKey{}, c)
 		},
 	}
@@ -151,8 +167,14 @@ func (m *Mesh) Start(cfg Config) (*Substrate, error) {
 	return s, nil
 }
 
-// URL returns the WebSocket URL, ws://127.0.0.1:PORT/v1/ws.
-func (s *Substrate) URL() string { return "ws://" + s.Addr() + Path }
+// URL returns the WebSocket URL, ws://127.0.0.1:PORT/v1/ws, or wss://
+// when the substrate serves TLS.
+func (s *Substrate) URL() string {
+	if s.cfg.TLS != nil {
+		return "wss://" + s.Addr() + Path
+	}
+	return "ws://" + s.Addr() + Path
+}
 
 // Addr returns the listener's address, 127.0.0.1:PORT.
 func (s *Substrate) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
@@ -456,6 +478,7 @@ func (s *Substrate) goodbyeAll(gb wire.Goodbye) {
 // are just closed.
 func (s *Substrate) halt(graceful bool) {
 	s.live.Store(false)
+	s.gate.set(false) // a stopping substrate reads again, so its close handshakes complete
 	s.mu.Lock()
 	s.state = stopped
 	conns := slices.Collect(maps.Keys(s.conns))

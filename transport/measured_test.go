@@ -1,0 +1,143 @@
+package transport
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/policy"
+)
+
+// recordingPolicy is the default policy, remembering every observation the
+// node handed it.
+type recordingPolicy struct {
+	*policy.Evaluator
+	mu  sync.Mutex
+	obs []policy.Observation
+}
+
+func (r *recordingPolicy) Evaluate(o policy.Observation) policy.Decision {
+	r.mu.Lock()
+	r.obs = append(r.obs, o)
+	r.mu.Unlock()
+	return r.Evaluator.Evaluate(o)
+}
+
+func (r *recordingPolicy) last() policy.Observation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.obs[len(r.obs)-1]
+}
+
+// The node sits on a substrate 60ms away (one way) with one 5ms away
+// beside it. It migrates on latencies it measured itself: the primary's
+// heartbeat round trip and the candidate's probe, with no number handed in.
+func TestMigratesOnMeasuredLatency(t *testing.T) {
+	const slowDelay, fastDelay = 60 * time.Millisecond, 5 * time.Millisecond
+	for _, mode := range []string{"probe then observe", "observe measures"} {
+		t.Run(mode, func(t *testing.T) {
+			pol, err := policy.New(policy.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := &recordingPolicy{Evaluator: pol}
+			cfg := fastConfig()
+			cfg.Decider = rec
+			cfg.HandshakeTimeout = 5 * time.Second // a few round trips of 120ms, under -race
+			cfg.HeartbeatInterval = 50 * time.Millisecond
+			cfg.HeartbeatTimeout = 2 * time.Second // longer than the slow round trip
+			h := newHarness(t, cfg)
+			slow, fast := h.start("sub-slow", 0), h.start("sub-fast", 0)
+			slowP, fastP := newTestProxy(t, slow, slowDelay), newTestProxy(t, fast, fastDelay)
+			slowSub := Substrate{ID: slow.ID(), URL: slowP.URL(), Enclave: slow.Enclave()}
+			fastSub := Substrate{ID: fast.ID(), URL: fastP.URL(), Enclave: fast.Enclave()}
+
+			if err := h.node.Attach(context.Background(), slowSub); err != nil {
+				t.Fatal(err)
+			}
+			h.waitAttached(slow.ID())
+			h.eventually("a heartbeat round trip on the primary", func() bool { return h.node.Status().PrimaryRTT > 0 })
+			h.settle()
+			stop := h.publishing(5 * time.Millisecond)
+			defer stop()
+
+			ctx := context.Background()
+			var probed time.Duration
+			decided := false
+			for cycle := 0; cycle < 6 && !decided; cycle++ {
+				obs := Observation{Candidates: []Candidate{{Substrate: fastSub}}}
+				if mode == "observe measures" {
+					obs.Measure = true
+				} else {
+					if probed, err = Probe(ctx, fastSub, ProbeOptions{Count: 3}); err != nil {
+						t.Fatal(err)
+					}
+					obs.Candidates[0].Latency = probed
+				}
+				d, err := h.node.Observe(ctx, obs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				decided = d.Event == fsm.CandidateBetter
+			}
+			if !decided {
+				t.Fatalf("no migration decided; last observation %+v", rec.last())
+			}
+			used := rec.last()
+			cur, cand := used.Current.Latency, used.Candidates[0].Latency
+			t.Logf("policy saw primary %v (heartbeat), candidate %v (probe)", cur, cand)
+			// Lower bounds the proxies guarantee: both were measured through
+			// them, not handed in.
+			if cur < 2*slowDelay || cand < 2*fastDelay {
+				t.Fatalf("latencies %v and %v are below the proxies' round trips %v and %v: not measured",
+					cur, cand, 2*slowDelay, 2*fastDelay)
+			}
+			if !(float64(cand) < 0.75*float64(cur)) {
+				t.Fatalf("measured candidate %v is not below 0.75 × primary %v", cand, cur)
+			}
+			if mode == "probe then observe" && cand != probed {
+				t.Fatalf("policy saw %v for the candidate, the probe measured %v", cand, probed)
+			}
+			h.waitAttached(fast.ID())
+			stop()
+			h.exactlyOnce()
+			if st := h.node.Status().Stats; st.Migrations != 1 {
+				t.Fatalf("stats %+v: want one migration\n%s", st, h.timeline())
+			}
+		})
+	}
+}
+
+// Observe with Measure leaves the primary's substrate and candidates that
+// cannot be reached unmeasured, and never disturbs the primary.
+func TestObserveMeasureSkipsPrimaryAndDeadCandidates(t *testing.T) {
+	rec := &recordingPolicy{}
+	var err error
+	if rec.Evaluator, err = policy.New(policy.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fastConfig()
+	cfg.Decider = rec
+	h := newHarness(t, cfg)
+	a, b, dead := h.start("sub-a", 0), h.start("sub-b", 0), h.start("sub-dead", 0)
+	h.attach(a)
+	dead.Kill()
+	if _, err := h.node.Observe(context.Background(), Observation{Measure: true, Candidates: []Candidate{
+		{Substrate: sub(a)}, {Substrate: sub(b)}, {Substrate: sub(dead)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]time.Duration{}
+	for _, c := range rec.last().Candidates {
+		got[c.ID] = c.Latency
+	}
+	if got["sub-b"] <= 0 || got["sub-dead"] != 0 || got["sub-a"] != 0 {
+		t.Fatalf("measured %v: want sub-b measured, the primary sub-a and sub-dead left at 0", got)
+	}
+	if st := h.node.Status(); st.Primary.ID != "sub-a" || !slices.Equal(a.Children(), []string{"t1"}) {
+		t.Fatalf("measuring disturbed the primary: %+v, children %v", st, a.Children())
+	}
+}

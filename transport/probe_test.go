@@ -1,0 +1,85 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/repram/handover/transport/substratetest"
+)
+
+func newTestProxy(t *testing.T, s *substratetest.Substrate, delay time.Duration) *substratetest.Proxy {
+	t.Helper()
+	p, err := substratetest.NewProxy(substratetest.ProxyConfig{Target: s.Addr(), Delay: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// A probe measures through the proxy's delay and never registers: the
+// node attached to the same substrate keeps its registration and its
+// gossip.
+func TestProbeMeasuresWithoutRegistering(t *testing.T) {
+	h := newHarness(t, fastConfig())
+	a := h.start("sub-a", 0)
+	h.attach(a)
+	stop := h.publishing(2 * time.Millisecond)
+	defer stop()
+
+	const delay = 20 * time.Millisecond
+	p := newTestProxy(t, a, delay)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 3 {
+		rtt, err := Probe(ctx, Substrate{ID: a.ID(), URL: p.URL()}, ProbeOptions{Count: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A lower bound the proxy guarantees, not a timing assertion.
+		if rtt < 2*delay {
+			t.Fatalf("probe through a %v one-way proxy measured %v", delay, rtt)
+		}
+	}
+	if got := a.Children(); !slices.Equal(got, []string{"t1"}) {
+		t.Fatalf("children after probing: %v, want only the attached node", got)
+	}
+	before := h.node.Status().Stats.Delivered
+	h.eventually("gossip still flowing after the probes", func() bool { return h.node.Status().Stats.Delivered > before+5 })
+	stop()
+	h.exactlyOnce()
+	if st := h.node.Status(); st.Primary.ID != "sub-a" || st.Stats.Detaches != 0 {
+		t.Fatalf("probing disturbed the primary: %+v", st)
+	}
+}
+
+func TestProbeErrors(t *testing.T) {
+	m := substratetest.NewMesh(substratetest.MeshConfig{})
+	defer m.Close()
+	s, err := m.Start(substratetest.Config{ID: "gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := s.URL()
+	s.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := Probe(ctx, Substrate{URL: url}, ProbeOptions{}); !errors.Is(err, ErrProbe) {
+		t.Errorf("probe of a dead substrate: %v, want ErrProbe", err)
+	}
+	if _, err := Probe(ctx, Substrate{URL: url}, ProbeOptions{Count: -1}); !errors.Is(err, ErrProbe) {
+		t.Errorf("negative count: %v, want ErrProbe", err)
+	}
+	live, err := m.Start(substratetest.Config{ID: "live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
+	if _, err := Probe(done, Substrate{URL: live.URL()}, ProbeOptions{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("probe with a cancelled context: %v, want context.Canceled", err)
+	}
+}
