@@ -31,6 +31,15 @@
 // substrates is below OverlapGrace. The dedup window is bounded in memory
 // (package dedup).
 //
+// # Measuring latency
+//
+// The primary's latency is the round trip of the driver's WebSocket
+// heartbeats (used when Observation.CurrentLatency is 0). Candidates are
+// measured with [Probe], which pings a substrate over a WebSocket without
+// sending hello, so it never registers as a second child; set
+// Observation.Measure to have [Node.Observe] probe every candidate whose
+// Latency is 0, off the event loop.
+//
 // # Back-pressure
 //
 // The handler runs on its own goroutine. At most DeliveryBuffer messages
