@@ -247,6 +247,10 @@ func decodeEvent(l *link, frame, secret []byte) linkEvent {
 
 // closeCause turns a read error into the reason reported with evClosed.
 func closeCause(err error) error {
+	if errors.Is(err, websocket.ErrMessageTooBig) {
+		// Our side hit the hard limit: the library closed the link (1009).
+		return fmt.Errorf("%w: closed by the library: %v", wire.ErrTooLarge, err)
+	}
 	var ce websocket.CloseError
 	if errors.As(err, &ce) {
 		if ce.Code == websocket.StatusMessageTooBig {

@@ -300,7 +300,10 @@ func (n *Node) observe(obs Observation) policy.Decision {
 }
 
 // Send writes one frame through the current primary: a clear [ErrDetached]
-// while there is none.
+// while there is none. The write runs on the caller's goroutine, bounded by
+// ctx, never on the event loop. A ctx that expires mid-write (a primary that
+// stopped reading) leaves a partial WebSocket frame, so the link is closed:
+// the node then treats the primary as dead and reattaches.
 func (n *Node) Send(ctx context.Context, t wire.Type, payload any) error {
 	frame, err := wire.Encode(t, payload, n.cfg.Secret)
 	if err != nil {
