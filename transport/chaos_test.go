@@ -426,12 +426,6 @@ func (c *chaos) checkSteps(steps []Transition, violate func(string, ...any)) {
 	var prev fsm.Links
 	for _, tr := range steps {
 		l := fsm.Links{Primary: id(tr.Primary), Candidate: id(tr.Candidate)}
-		if tr.Step.Event == fsm.Goodbye && tr.Candidate == "" {
-			// A goodbye with no usable alternative: the driver queues
-			// new_failed at once, which the next step shows.
-			prev = l
-			continue
-		}
 		if err := l.CheckStep(prev, tr.Step); err != nil {
 			violate("transition at %s: %v", tr.At.Format("15:04:05.000"), err)
 		}

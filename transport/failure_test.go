@@ -232,3 +232,17 @@ func TestStaleEventsFromDroppedCandidateAreIgnored(t *testing.T) {
 	stop()
 	h.exactlyOnce()
 }
+
+func TestGoodbyeWithoutAlternativesFallsBackOnKnownSubstrates(t *testing.T) {
+	h, a, _, stop := setup(t, fastConfig())
+	// An empty list: REPRAM names none when it has no live peer it likes.
+	// sub-b is still known from sub-a's welcome topology.
+	a.Shutdown([]wire.Parent{}, false)
+	h.waitAttached("sub-b")
+	time.Sleep(50 * time.Millisecond)
+	stop()
+	h.exactlyOnce()
+	if st := h.node.Status().Stats; st.Forced != 1 {
+		t.Fatalf("stats %+v: want one forced migration", st)
+	}
+}

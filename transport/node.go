@@ -478,12 +478,8 @@ func (n *Node) act(a fsm.Action) {
 	case fsm.DialCandidate:
 		n.candidate = n.newLink(n.target)
 	case fsm.DialAlternative:
-		if alt, ok := n.nextAlternative(); ok {
-			n.candidate = n.newLink(alt)
-		} else {
-			n.candidate = nil
-			n.fire(fsm.NewFailed, "no usable alternative in the goodbye")
-		}
+		// Goodbye is only fired with an alternative left.
+		n.candidate = n.newLink(n.nextAlternative())
 	case fsm.SendHello:
 		if l := n.candidate; l != nil {
 			n.wg.Add(1)
@@ -648,8 +644,18 @@ func (n *Node) onLink(ev linkEvent) {
 		}
 		l.goodbyeSeen = true
 		n.alternatives = n.usable(alts, l.target)
+		from := "its alternatives"
+		if len(n.alternatives) == 0 {
+			// REPRAM may name only dead peers or none: fall back on every
+			// substrate learned so far.
+			n.alternatives, from = n.usable(n.known, l.target), "known substrates"
+		}
 		n.pol.Forced()
-		n.fire(fsm.Goodbye, fmt.Sprintf("%s said goodbye %q with %d usable alternatives", l.target.ID, ev.goodbye.Reason, len(n.alternatives)))
+		if len(n.alternatives) == 0 {
+			log.Warn().Str("reason", ev.goodbye.Reason).Msg("primary said goodbye and no other substrate is known: keeping it until it closes, then rejoining")
+			return
+		}
+		n.fire(fsm.Goodbye, fmt.Sprintf("%s said goodbye %q: trying %d of %s", l.target.ID, ev.goodbye.Reason, len(n.alternatives), from))
 	case evGossip:
 		if isCandidate && !l.welcomed {
 			<-n.env.credits
@@ -741,13 +747,15 @@ func (n *Node) usable(alts []Substrate, leaving Substrate) []Substrate {
 	return out
 }
 
-func (n *Node) nextAlternative() (Substrate, bool) {
+// nextAlternative pops the first alternative; the zero Substrate when none
+// is left, whose dial then fails and cancels the migration.
+func (n *Node) nextAlternative() Substrate {
 	if len(n.alternatives) == 0 {
-		return Substrate{}, false
+		return Substrate{}
 	}
 	a := n.alternatives[0]
 	n.alternatives = n.alternatives[1:]
-	return a, true
+	return a
 }
 
 // scheduleRejoin attaches again after the backoff, trying known substrates
