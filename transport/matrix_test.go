@@ -463,35 +463,6 @@ func (h *harness) waitTook(since int, from fsm.State, e fsm.Event, to fsm.State)
 	})
 }
 
-// exactlyOnceFrom checks no message was delivered twice, and that every
-// message published from index first on was delivered.
-func (h *harness) exactlyOnceFrom(first int) {
-	h.t.Helper()
-	h.mu.Lock()
-	req := slices.Clone(h.published[first:])
-	h.mu.Unlock()
-	if len(req) == 0 {
-		h.t.Error("nothing required was published: the check proves nothing")
-	}
-	h.eventually(fmt.Sprintf("%d required messages delivered", len(req)), func() bool {
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		for _, id := range req {
-			if h.delivered[id] == 0 {
-				return false
-			}
-		}
-		return true
-	})
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for id, n := range h.delivered {
-		if n != 1 {
-			h.t.Errorf("message %s delivered %d times", id, n)
-		}
-	}
-}
-
 // logSink captures a node's zerolog output for assertions on logged reasons.
 type logSink struct {
 	mu    sync.Mutex
