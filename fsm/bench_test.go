@@ -70,7 +70,7 @@ func switchCell(s fsm.State, e fsm.Event) (fsm.State, []fsm.Action, fsm.Path, bo
 		}
 	case fsm.Overlapping:
 		switch e {
-		case fsm.Goodbye, fsm.OldDied:
+		case fsm.OldDied:
 			return fsm.Cooldown, dropOldAndPromote, fsm.PathAccelerate, true
 		case fsm.NewFailed, fsm.OverlapExpired:
 			return fsm.Attached, dropCandidateOnly, fsm.PathCancel, true

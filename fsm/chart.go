@@ -138,6 +138,8 @@ func Declaration() Chart {
 	noCandidate := ev(HandshakeOK, HandshakeTimeout, NewFailed, OverlapExpired)
 	const stale = "stale: there is no candidate link, so the event is from a link already dropped"
 	const notOverlapping = "no overlap is in progress"
+	const keepLeaving = "already migrating: the leaving old link is kept until it closes (old_died), " +
+		"so nothing it forwards meanwhile is lost"
 
 	// detached: nothing to lose, only (re)joining or closing.
 	on(Detached, ev(Attach), Joining, PathJoin, "first attachment, or rejoin", DialCandidate, SendHello)
@@ -170,8 +172,7 @@ func Declaration() Chart {
 	// handshaking: old still primary, new awaits welcome.
 	ignore(Handshaking, ev(Attach), "already attached")
 	ignore(Handshaking, ev(CandidateBetter), "a migration is already in progress")
-	ignore(Handshaking, ev(Goodbye), "already migrating: the old link is kept until it closes, "+
-		"so gossip it forwards before the new welcome is not lost")
+	ignore(Handshaking, ev(Goodbye), keepLeaving)
 	on(Handshaking, ev(HandshakeOK), Overlapping, PathMigrate, "welcomed: gossip arrives on both links", StartOverlap)
 	on(Handshaking, ev(HandshakeTimeout, NewFailed), Attached, PathCancel, "candidate failed: cancel, keep old", DropCandidate)
 	ignore(Handshaking, ev(OverlapExpired), notOverlapping)
@@ -182,7 +183,8 @@ func Declaration() Chart {
 	// overlapping: both links deliver; dedup drops the copies.
 	ignore(Overlapping, ev(Attach), "already attached")
 	ignore(Overlapping, ev(CandidateBetter), "a migration is already in progress")
-	on(Overlapping, ev(Goodbye, OldDied), Cooldown, PathAccelerate, "old gone mid-overlap: the new link becomes primary", DropOld, PromoteCandidate)
+	ignore(Overlapping, ev(Goodbye), keepLeaving)
+	on(Overlapping, ev(OldDied), Cooldown, PathAccelerate, "old gone mid-overlap: the new link becomes primary", DropOld, PromoteCandidate)
 	ignore(Overlapping, ev(HandshakeOK), "duplicate welcome: the handshake is already done")
 	ignore(Overlapping, ev(HandshakeTimeout), "the handshake already completed")
 	on(Overlapping, ev(NewFailed, OverlapExpired), Attached, PathCancel, "new link failed or never caught up: cancel, keep old", DropCandidate)

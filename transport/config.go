@@ -35,7 +35,10 @@ type Substrate struct {
 }
 
 // Policy decides when to migrate. *policy.Evaluator implements it; migsim
-// plugs in baselines. The driver's event loop is its only caller.
+// plugs in baselines. The driver's event loop is its only caller, so its
+// methods must not call back into the Node. Evaluate must return
+// fsm.CooldownElapsed some cycles after Attached: the machine leaves its
+// cooldown state only on that event.
 type Policy interface {
 	Evaluate(policy.Observation) policy.Decision
 	Attached(id string)
@@ -119,7 +122,8 @@ type Config struct {
 	// event loop keeps running. Default 4096.
 	DeliveryBuffer int
 	// Handler receives deduplicated gossip, one call at a time, in arrival
-	// order, on a goroutine of its own. Nil discards gossip.
+	// order, on a goroutine of its own. Nil discards gossip. It must not
+	// call Node.Close, which waits for the handler to return.
 	Handler func(Gossip)
 
 	// Logger receives structured logs; nil is silent.

@@ -167,6 +167,11 @@ func TestBadFramesOnPrimaryAreDroppedNotFatal(t *testing.T) {
 	cfg := fastConfig()
 	cfg.ReadLimit = 4096
 	h, a, _, stop := setup(t, cfg)
+	// Signed, but a PUT without an id could not be deduplicated.
+	noID, err := wire.Encode(wire.TypePut, wire.Message{Type: "PUT", From: "x", Timestamp: time.Now().Unix()}, cfg.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, f := range []struct {
 		typ   websocket.MessageType
 		frame string
@@ -180,12 +185,13 @@ func TestBadFramesOnPrimaryAreDroppedNotFatal(t *testing.T) {
 		{websocket.MessageText, `{"type":"put","payload":{"type":"PUT","data":"` + strings.Repeat("A", 5000) + `"}}`},
 		{websocket.MessageBinary, `{}`},
 		{websocket.MessageText, `{"type":"put","payload":{"type":"PUT","timestamp":"soon"}}`},
+		{websocket.MessageText, string(noID)},
 	} {
 		if err := a.SendRaw("t1", f.typ, []byte(f.frame)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	h.eventually("every bad frame rejected", func() bool { return h.node.Status().Stats.FramesRejected == 9 })
+	h.eventually("every bad frame rejected", func() bool { return h.node.Status().Stats.FramesRejected == 10 })
 	stop()
 	h.exactlyOnce()
 	h.mu.Lock()

@@ -22,14 +22,19 @@ type link struct {
 	id     uint64
 	target Substrate
 
+	// ctx ends when the link is stopped: it bounds the dial, the hello, the
+	// heartbeat and the wait for a delivery credit. Reads run under root
+	// (the node's), because cancelling a read makes the WebSocket library
+	// drop the connection without the close handshake a clean stop needs.
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{} // closed when run has returned and the socket is closed
+	root   context.Context
 
 	closeOnce sync.Once
 	closeCode atomic.Int32 // status for a clean close; 0 closes abruptly
 
-	conn atomic.Pointer[websocket.Conn] // set once dialed; used by Send
+	conn    atomic.Pointer[websocket.Conn] // set once dialed; used by Send
+	starved atomic.Bool                    // the reader waits for a delivery credit
 
 	// Owned by the event loop.
 	welcomed    bool
@@ -64,6 +69,7 @@ type linkEvent struct {
 	msg     wire.Message
 	rtt     time.Duration
 	err     error
+	at      time.Time // when the frame was read
 }
 
 // linkEnv is what a link needs from its node; kept narrow so links never
@@ -77,9 +83,9 @@ type linkEnv struct {
 	wg      *sync.WaitGroup
 }
 
-func newLink(parent context.Context, id uint64, target Substrate) *link {
-	ctx, cancel := context.WithCancel(parent)
-	return &link{id: id, target: target, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+func newLink(root context.Context, id uint64, target Substrate) *link {
+	ctx, cancel := context.WithCancel(root)
+	return &link{id: id, target: target, ctx: ctx, cancel: cancel, root: root}
 }
 
 // stop closes the link: cleanly with code, or abruptly when code is 0. It
@@ -91,11 +97,10 @@ func (l *link) stop(code websocket.StatusCode) {
 	})
 }
 
-// run dials, sends hello, then keeps the heartbeat until the link is stopped
-// or its reader ends. It reports evClosed exactly once unless stopped first.
+// run dials, sends hello, starts the reader and the heartbeat, and closes
+// the connection when the link is stopped or the reader ends.
 func (l *link) run(env linkEnv) {
 	defer env.wg.Done()
-	defer close(l.done)
 	conn, resp, err := websocket.Dial(l.ctx, l.target.URL, env.dialOpt)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
@@ -113,17 +118,27 @@ func (l *link) run(env linkEnv) {
 		env.post(linkEvent{link: l, kind: evClosed, err: fmt.Errorf("send hello to %s: %w", l.target.URL, err)})
 		return
 	}
-	readerDone := make(chan struct{})
-	env.wg.Add(1)
+	readerDone, heartbeatDone := make(chan struct{}), make(chan struct{})
+	env.wg.Add(2)
 	go l.read(env, conn, readerDone)
-	l.heartbeat(env, conn, readerDone)
-
+	go func() {
+		defer env.wg.Done()
+		defer close(heartbeatDone)
+		l.heartbeat(env, conn, readerDone)
+	}()
+	select {
+	case <-l.ctx.Done():
+	case <-readerDone:
+	}
 	if code := websocket.StatusCode(l.closeCode.Load()); code != 0 {
+		// The close handshake: the reader gets the peer's close frame and
+		// ends, and what we sent before it is processed by the substrate.
 		_ = conn.Close(code, "handover: link closed")
 	} else {
 		_ = conn.CloseNow()
 	}
 	<-readerDone
+	<-heartbeatDone
 }
 
 // heartbeat pings at once (the first answer proves the link alive and gives
@@ -140,7 +155,17 @@ func (l *link) heartbeat(env linkEnv, conn *websocket.Conn, readerDone <-chan st
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(l.ctx, env.cfg.HeartbeatTimeout)
+		if l.starved.Load() {
+			// The reader is parked on back-pressure from a slow handler
+			// and cannot read pongs: an unanswered ping proves nothing.
+			missed = 0
+			t.Reset(env.cfg.HeartbeatInterval)
+			continue
+		}
+		// Under root, not l.ctx: a ping cut off by a stop would make the
+		// library drop the connection before the close handshake. A stop
+		// ends a ping in flight by closing the connection.
+		ctx, cancel := context.WithTimeout(l.root, env.cfg.HeartbeatTimeout)
 		start := time.Now()
 		err := conn.Ping(ctx)
 		cancel()
@@ -154,7 +179,7 @@ func (l *link) heartbeat(env linkEnv, conn *websocket.Conn, readerDone <-chan st
 			missed++
 			if missed >= env.cfg.MissedHeartbeats {
 				env.post(linkEvent{link: l, kind: evClosed,
-					err: fmt.Errorf("%w: %d heartbeats unanswered", ErrLinkDead, missed)})
+					err: fmt.Errorf("link dead: %d heartbeats unanswered", missed)})
 				l.stop(0)
 				return
 			}
@@ -162,12 +187,6 @@ func (l *link) heartbeat(env linkEnv, conn *websocket.Conn, readerDone <-chan st
 		t.Reset(env.cfg.HeartbeatInterval)
 	}
 }
-
-// ErrLinkDead is the cause reported for a link whose heartbeats went unanswered.
-var ErrLinkDead = errors.New("transport: link dead")
-
-// ErrFrameTooLarge is the cause reported for a frame over the read limit.
-var ErrFrameTooLarge = wire.ErrTooLarge
 
 // read decodes frames and reports them. It takes a delivery credit before
 // reporting gossip, so a slow handler stops this reader (and, through TCP,
@@ -177,7 +196,7 @@ func (l *link) read(env linkEnv, conn *websocket.Conn, done chan<- struct{}) {
 	defer close(done)
 	var buf bytes.Buffer
 	for {
-		typ, r, err := conn.Reader(l.ctx)
+		typ, r, err := conn.Reader(l.root)
 		if err != nil {
 			env.post(linkEvent{link: l, kind: evClosed, err: closeCause(err)})
 			return
@@ -201,16 +220,31 @@ func (l *link) read(env linkEnv, conn *websocket.Conn, done chan<- struct{}) {
 			continue
 		}
 		ev := decodeEvent(l, buf.Bytes(), env.cfg.Secret)
-		if ev.kind == evGossip {
-			select {
-			case env.credits <- struct{}{}:
-			case <-l.ctx.Done():
-				return
-			}
+		ev.at = time.Now()
+		if ev.kind == evGossip && !l.takeCredit(env.credits) {
+			return
 		}
 		if !env.post(ev) {
 			return
 		}
+	}
+}
+
+// takeCredit waits for a delivery credit, marking the link starved while
+// it waits; false when the link was stopped meanwhile.
+func (l *link) takeCredit(credits chan<- struct{}) bool {
+	select {
+	case credits <- struct{}{}:
+		return true
+	default:
+	}
+	l.starved.Store(true)
+	defer l.starved.Store(false)
+	select {
+	case credits <- struct{}{}:
+		return true
+	case <-l.ctx.Done():
+		return false
 	}
 }
 
@@ -236,6 +270,9 @@ func decodeEvent(l *link, frame, secret []byte) linkEvent {
 	case envl.Type.IsGossip():
 		ev.kind = evGossip
 		ev.msg, err = envl.Message()
+		if err == nil && ev.msg.Type == "PUT" && ev.msg.MessageID == "" {
+			err = fmt.Errorf("%w: PUT without message_id cannot be deduplicated", wire.ErrMalformed)
+		}
 	default:
 		err = fmt.Errorf("%w: a substrate never sends %s", wire.ErrMalformed, envl.Type)
 	}

@@ -597,7 +597,7 @@ func TestSlowHandlerBackPressure(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
 	cfg.DeliveryBuffer = 16
-	cfg.HeartbeatInterval = time.Minute // a reader stopped by back-pressure cannot read pongs
+	cfg.MissedHeartbeats = 2
 	mesh := substratetest.NewMesh(substratetest.MeshConfig{Secret: cfg.Secret})
 	t.Cleanup(mesh.Close)
 	a, err := mesh.Start(substratetest.Config{ID: "sub-a"})
@@ -652,6 +652,9 @@ func TestSlowHandlerBackPressure(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Stay stuck past MissedHeartbeats intervals: the parked reader cannot
+	// read pongs, and that must not be taken for a dead link.
+	time.Sleep(time.Duration(2*cfg.MissedHeartbeats+2) * cfg.HeartbeatInterval)
 	close(release)
 	h.eventually("every message handled", func() bool {
 		mu.Lock()

@@ -66,7 +66,7 @@ type Status struct {
 // Errors returned by the embedder API.
 var (
 	ErrDetached = errors.New("transport: no primary link: the node is detached or joining; retry after it attaches")
-	ErrClosed   = errors.New("transport: node closed")
+	ErrClosed   = errors.New("transport: node closed: create a new Node to attach again")
 )
 
 // Node is the migration driver of one transient node. One event loop
@@ -184,12 +184,10 @@ func (n *Node) call(ctx context.Context, f func() error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	select {
-	case err := <-res:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// Once queued, f runs: wait for it even past ctx, so a caller that sees
+	// an error knows f did not run (an Observe retried after a timeout must
+	// not count two cycles). The loop never blocks for long.
+	return <-res
 }
 
 func (n *Node) loop() {
@@ -220,13 +218,14 @@ func (n *Node) deliver() {
 // watch [Node.Subscribe] or [Node.Status] for the outcome. While detached,
 // the node also keeps s for rejoining.
 func (n *Node) Attach(ctx context.Context, s Substrate) error {
-	if _, err := url.Parse(s.URL); err != nil || s.URL == "" {
-		return fmt.Errorf("transport: substrate URL %q: want ws://HOST:PORT/v1/ws", s.URL)
+	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return fmt.Errorf("transport: substrate URL %q: want ws://HOST:PORT/v1/ws or wss://...", s.URL)
 	}
 	return n.call(ctx, func() error {
 		n.learn(s)
 		if n.m.State() != fsm.Detached {
-			return fmt.Errorf("transport: attach: node is %s, not detached", n.m.State())
+			return fmt.Errorf("transport: attach: node is %s, not detached: it already has a substrate "+
+				"and migrates by itself (Observe); Attach is for the first attachment", n.m.State())
 		}
 		n.target = s
 		n.fire(fsm.Attach, "embedder attach to "+s.URL)
@@ -257,6 +256,11 @@ type Observation struct {
 // Observe feeds one evaluation cycle to the policy and acts on its decision.
 // Call it once per cycle. It returns the policy's decision.
 func (n *Node) Observe(ctx context.Context, obs Observation) (policy.Decision, error) {
+	select {
+	case <-n.loopDone:
+		return policy.Decision{}, ErrClosed
+	default:
+	}
 	if obs.Measure {
 		obs = n.measure(ctx, obs)
 	}
@@ -356,8 +360,10 @@ func (n *Node) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		<-n.loopDone
-		n.stop()
+		// The loop stopped every link cleanly; let their close handshakes
+		// finish before cancelling what is left.
 		n.wg.Wait()
+		n.stop()
 		<-n.delivDone
 		close(done)
 	}()
@@ -365,6 +371,7 @@ func (n *Node) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		n.stop() // cut the close handshakes short
 		return fmt.Errorf("transport: close: %w (links or the handler are still finishing)", ctx.Err())
 	}
 }
@@ -431,6 +438,12 @@ func (n *Node) step(e fsm.Event, reason string) {
 		default:
 			n.stats.TransitionsDropped++
 		}
+		if st.To == fsm.Closed {
+			close(ch) // after the close transition itself
+		}
+	}
+	if st.To == fsm.Closed {
+		n.subs = nil
 	}
 	n.follow(st)
 }
@@ -548,10 +561,6 @@ func (n *Node) act(a fsm.Action) {
 			}
 		}
 		n.primary, n.candidate = nil, nil
-		for _, ch := range n.subs {
-			close(ch)
-		}
-		n.subs = nil
 		close(n.out)
 	}
 }
@@ -696,7 +705,7 @@ func (n *Node) rejectFrame(l *link, isCandidate bool, log zerolog.Logger, err er
 }
 
 func (n *Node) onGossip(l *link, fromCandidate bool, ev linkEvent) {
-	now := time.Now()
+	now := ev.at // when the link read it, not when the loop got to it
 	id := ev.msg.MessageID
 	if n.ov != nil {
 		if fromCandidate {
