@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/policy"
+	"github.com/repram/handover/transport"
+)
+
+// breakBeforeMake is the baseline: the same policy decides, but a migration
+// closes the node (its only link) and only then starts a fresh
+// transport.Node attached to the new substrate, as REPRAM does on goodbye
+// today. The gap between the two is real: nothing is faked in it.
+type breakBeforeMake struct {
+	cfg transport.Config
+	pol *policy.Evaluator
+	r   *run
+
+	forced chan string // goodbye seen: the alternative the node picked
+	quit   chan struct{}
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex // serializes switches and observations
+	node       *transport.Node
+	fwd        chan struct{} // closed when node's transitions are all recorded
+	cur        string        // the substrate the policy believes we are on
+	acc        transport.Stats
+	migrations int
+	cancelled  int
+	forcedN    int
+}
+
+// passive is the inner nodes' policy: it never decides; the wrapper does.
+type passive struct{}
+
+func (passive) Evaluate(policy.Observation) policy.Decision { return policy.Decision{} }
+func (passive) Attached(string)                             {}
+func (passive) MigrationFailed(string)                      {}
+func (passive) Forced()                                     {}
+
+func newBreakBeforeMake(cfg transport.Config, s policy.Strategy, r *run) (*breakBeforeMake, error) {
+	pol, err := policy.NewStrategy(s, cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Decider = passive{}
+	b := &breakBeforeMake{cfg: cfg, pol: pol, r: r, forced: make(chan string, 1), quit: make(chan struct{})}
+	b.wg.Add(1)
+	go b.onGoodbye()
+	return b, nil
+}
+
+// start makes a fresh node and records its transitions; a goodbye from its
+// primary asks onGoodbye for a break.
+func (b *breakBeforeMake) start() error {
+	n, err := transport.New(b.cfg)
+	if err != nil {
+		return err
+	}
+	ch := n.Subscribe(1 << 12)
+	fwd := make(chan struct{})
+	go func() {
+		defer close(fwd)
+		for tr := range ch {
+			if tr.Step.Event == fsm.Close {
+				continue // the wrapper's own break entry says why
+			}
+			b.r.rec.transition(tr)
+			if tr.Step.Event == fsm.Goodbye && tr.Step.Path == fsm.PathForced {
+				select {
+				case b.forced <- tr.Candidate:
+				default:
+				}
+			}
+		}
+	}()
+	b.node, b.fwd = n, fwd
+	return nil
+}
+
+func (b *breakBeforeMake) attach(ctx context.Context, s transport.Substrate) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.start(); err != nil {
+		return err
+	}
+	b.cur = s.ID
+	b.pol.Attached(s.ID)
+	return b.node.Attach(ctx, s)
+}
+
+// stop closes the current node and folds its counters in.
+func (b *breakBeforeMake) stop(ctx context.Context) error {
+	if b.node == nil {
+		return nil
+	}
+	err := b.node.Close(ctx)
+	if err != nil {
+		return err
+	}
+	<-b.fwd
+	st := b.node.Status().Stats
+	b.acc.Joins += st.Joins
+	b.acc.Detaches += st.Detaches
+	b.acc.Rejoins += st.Rejoins
+	b.acc.Delivered += st.Delivered
+	b.acc.DuplicatesDropped += st.DuplicatesDropped
+	b.acc.StaleEventsDropped += st.StaleEventsDropped
+	b.acc.FramesRejected += st.FramesRejected
+	b.acc.TransitionsDropped += st.TransitionsDropped
+	b.node = nil
+	return nil
+}
+
+// switchTo closes the old link, then attaches to target; if that fails it
+// goes back to the old substrate the same way.
+func (b *breakBeforeMake) switchTo(ctx context.Context, target string, event fsm.Event, why string) error {
+	old := b.cur
+	to, ok := b.r.byID(target)
+	if !ok {
+		return fmt.Errorf("break-before-make: unknown substrate %q", target)
+	}
+	b.r.rec.add(Entry{Kind: "transition", From: string(fsm.Attached), Event: string(event), To: string(fsm.Joining),
+		Path: pathBreak, Primary: old, Candidate: target,
+		Reason: fmt.Sprintf("break-before-make: close %s first, then dial %s (%s)", old, target, why)})
+	if err := b.stop(ctx); err != nil {
+		return err
+	}
+	if err := b.start(); err != nil {
+		return err
+	}
+	if err := b.node.Attach(ctx, to); err != nil {
+		return err
+	}
+	if b.waitAttached(target) {
+		b.cur = target
+		b.migrations++
+		b.pol.Attached(target)
+		return nil
+	}
+	b.cancelled++
+	b.pol.MigrationFailed(target)
+	back, ok := b.r.byID(old)
+	b.r.rec.add(Entry{Kind: "transition", From: string(fsm.Joining), Event: string(fsm.HandshakeTimeout), To: string(fsm.Joining),
+		Path: pathBreak + "_back", Primary: "", Candidate: old,
+		Reason: fmt.Sprintf("break-before-make: %s did not take us: back to %s", target, old)})
+	if err := b.stop(ctx); err != nil {
+		return err
+	}
+	if err := b.start(); err != nil {
+		return err
+	}
+	if ok && b.r.alive[b.r.sc.index(old)].Load() {
+		if err := b.node.Attach(ctx, back); err != nil {
+			return err
+		}
+		b.waitAttached(old)
+	}
+	return nil
+}
+
+// waitAttached waits for the node to be attached to id, at most a
+// handshake timeout and a cycle.
+func (b *breakBeforeMake) waitAttached(id string) bool {
+	deadline := time.Now().Add(b.cfg.HandshakeTimeout + b.r.sc.Cycle.D())
+	for time.Now().Before(deadline) {
+		if st := b.node.Status(); st.State == fsm.Attached && st.Primary.ID == id {
+			return true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
+}
+
+func (b *breakBeforeMake) observe(ctx context.Context, obs transport.Observation) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p := b.node.Status().Primary.ID; p != "" && p != b.cur {
+		b.cur = p // the node rejoined elsewhere on its own
+		b.pol.Attached(p)
+	}
+	po := policy.Observation{Enclave: b.cfg.Identity.Enclave}
+	if b.node.Status().Primary.ID != "" {
+		po.Current = policy.Substrate{ID: b.cur, Enclave: b.r.rec.enclaves[b.cur], Latency: obs.CurrentLatency}
+	}
+	for _, c := range obs.Candidates {
+		po.Candidates = append(po.Candidates, policy.Substrate{ID: c.ID, Address: c.URL, Enclave: c.Enclave, Latency: c.Latency})
+	}
+	d := b.pol.Evaluate(po)
+	if d.Event != fsm.CandidateBetter {
+		return nil
+	}
+	return b.switchTo(ctx, d.Candidate.ID, fsm.CandidateBetter, "policy: "+d.Reason)
+}
+
+// onGoodbye breaks on the primary's goodbye: close, then dial the
+// alternative the goodbye named.
+func (b *breakBeforeMake) onGoodbye() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.quit:
+			return
+		case alt := <-b.forced:
+			b.mu.Lock()
+			if alt != "" && b.node != nil {
+				b.forcedN++
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if err := b.switchTo(ctx, alt, fsm.Goodbye, b.cur+" said goodbye"); err != nil {
+					b.r.rec.add(Entry{Kind: "fault", Reason: "break-before-make: " + err.Error()})
+				}
+				cancel()
+			}
+			b.mu.Unlock()
+		}
+	}
+}
+
+func (b *breakBeforeMake) primary() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.node.Status().Primary.ID
+}
+
+func (b *breakBeforeMake) stats() transport.Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	st := b.acc
+	st.Migrations, st.Cancelled, st.Forced = b.migrations, b.cancelled, b.forcedN
+	return st
+}
+
+func (b *breakBeforeMake) close(ctx context.Context) error {
+	close(b.quit)
+	b.wg.Wait()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stop(ctx)
+}

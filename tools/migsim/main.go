@@ -1,0 +1,183 @@
+// Command migsim runs a transient node through a simulated REPRAM network
+// on loopback and reports what its migrations cost: every link is a real
+// WebSocket served by transport/substratetest, and the node is a real
+// transport.Node.
+//
+//	go run ./tools/migsim                         the default scenario: timeline and summary
+//	go run ./tools/migsim -json                   the summary as one JSON object
+//	go run ./tools/migsim -svg run.svg            also plot latency, primary and migrations
+//	go run ./tools/migsim -scenario jitter        a scenario of testdata/scenarios (or a path)
+//	go run ./tools/migsim -strategy break-before-make   the baseline: close, then dial
+//	go run ./tools/migsim -policy naive           the baseline: no hysteresis
+//	go run ./tools/migsim -compare                ours and both baselines side by side
+//	go run ./tools/migsim -replay testdata/traces/jitter.csv -improvement 0.2 -cycles 3
+//	go run ./tools/migsim -nodes 1000             a mass migration of many nodes
+//	go run ./tools/migsim -connect h1:8080,h2:8080,h3:8080 -secret S -enclave E
+//
+// The exit status is 1 when a run lost a message or delivered one twice,
+// 2 for bad usage.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/repram/handover/policy"
+)
+
+// errFailed is returned when a run broke the guarantee; main exits 1.
+var errFailed = errors.New("messages were lost or delivered twice")
+
+// flags holds the command line.
+type flags struct {
+	scenario, strategy, pol, svg string
+	json, compare, verbose       bool
+
+	replay                     string
+	improvement                float64
+	streak, cooldown, ppWindow int
+	set                        map[string]bool
+
+	nodes      int
+	goodbyeGap time.Duration
+
+	connect, secret, enclave, nodeID string
+	migrateEvery, duration, cycle    time.Duration
+	publishRate                      float64
+}
+
+func main() {
+	var f flags
+	fs := flag.NewFlagSet("migsim", flag.ContinueOnError)
+	fs.StringVar(&f.scenario, "scenario", "default", "scenario file, or a name in testdata/scenarios")
+	fs.StringVar(&f.strategy, "strategy", MakeBeforeBreak, "make-before-break or break-before-make")
+	fs.StringVar(&f.pol, "policy", string(policy.Hysteresis), "hysteresis or naive")
+	fs.StringVar(&f.svg, "svg", "", "write a plot of the run to this SVG file")
+	fs.BoolVar(&f.json, "json", false, "print the summary as one JSON object instead of the report")
+	fs.BoolVar(&f.compare, "compare", false, "run ours, break-before-make and naive on the scenario; print one table")
+	fs.BoolVar(&f.verbose, "v", false, "log the transport's transitions to stderr")
+	fs.StringVar(&f.replay, "replay", "", "replay a latency trace (testdata/traces) through the policy alone")
+	fs.Float64Var(&f.improvement, "improvement", 0, "policy: fractional latency improvement a candidate must beat (default 0.25)")
+	fs.IntVar(&f.streak, "cycles", 0, "policy: consecutive qualifying cycles before migrating (default 2)")
+	fs.IntVar(&f.cooldown, "cooldown", 0, "policy: cooldown cycles after a change of attachment (default 1)")
+	fs.IntVar(&f.ppWindow, "pingpong-window", 0, "policy: cycles within which a return counts as a ping-pong (default 8)")
+	fs.IntVar(&f.nodes, "nodes", 0, "run this many transient nodes through a mass migration (a substrate says goodbye to all)")
+	fs.DurationVar(&f.goodbyeGap, "goodbye-gap", 500*time.Millisecond, "-nodes: gap between the leaving substrate's two goodbyes")
+	fs.StringVar(&f.connect, "connect", "", "live mode: HOST:PORT[,HOST:PORT...] of running substrates (ID@HOST:PORT to name them)")
+	fs.StringVar(&f.secret, "secret", "", "live mode: the cluster secret")
+	fs.StringVar(&f.enclave, "enclave", "default", "live mode: this node's enclave")
+	fs.StringVar(&f.nodeID, "node-id", "", "live mode: this node's id (default migsim-HOSTNAME-PID)")
+	fs.DurationVar(&f.migrateEvery, "migrate-every", 0, "live mode: migrate on this schedule instead of on measured latency")
+	fs.DurationVar(&f.duration, "duration", 0, "live mode: stop after this long (default: until interrupted)")
+	fs.DurationVar(&f.cycle, "cycle", time.Second, "live mode: evaluation cycle")
+	fs.Float64Var(&f.publishRate, "publish-rate", 0, "live mode: PUTs a second over the substrates' HTTP API (needs 3+ substrates)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: migsim [flags]\n\nRuns a transient node through a simulated network on loopback and reports "+
+			"lost and duplicated gossip, migrations and flaps.\nScenarios: testdata/scenarios/README.md.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		os.Exit(2)
+	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	err := dispatch(ctx, f, os.Stdout)
+	switch {
+	case errors.Is(err, errFailed):
+		fmt.Fprintln(os.Stderr, "migsim:", err)
+		os.Exit(1)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "migsim:", err)
+		os.Exit(2)
+	}
+}
+
+// dispatch runs the mode the flags select.
+func dispatch(ctx context.Context, f flags, out io.Writer) error {
+	switch {
+	case f.replay != "":
+		return runReplay(f, out)
+	case f.nodes > 0:
+		return runScale(ctx, f, out)
+	case f.connect != "":
+		return runLive(ctx, f, out)
+	}
+	sc, err := LoadScenario(f.scenario)
+	if err != nil {
+		return err
+	}
+	f.applyPolicy(&sc.Policy)
+	if err := sc.Policy.Config().Validate(); err != nil {
+		return err
+	}
+	if f.compare {
+		return runCompare(ctx, sc, f, out)
+	}
+	opt := Options{Strategy: f.strategy, Policy: policy.Strategy(f.pol)}
+	if f.verbose {
+		l := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Logger()
+		opt.Logger = &l
+	}
+	opt, err = opt.withDefaults()
+	if err != nil {
+		return err
+	}
+	if !f.json {
+		WriteHeader(out, sc, opt)
+	}
+	res, err := Run(ctx, sc, opt)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		if err := WriteJSON(out, res.Summary); err != nil {
+			return err
+		}
+	} else {
+		WriteTimeline(out, res.Entries)
+		WriteSummary(out, res.Summary)
+	}
+	if f.svg != "" {
+		if err := writeSVGFile(f.svg, res); err != nil {
+			return err
+		}
+		if !f.json {
+			fmt.Fprintf(out, "\nplot written to %s\n", f.svg)
+		}
+	}
+	if res.Summary.Failed() {
+		return errFailed
+	}
+	return nil
+}
+
+// applyPolicy overrides the scenario's policy with the flags given.
+func (f flags) applyPolicy(p *PolicyConfig) {
+	if f.set["improvement"] {
+		p.Improvement = f.improvement
+	}
+	if f.set["cycles"] {
+		p.Streak = f.streak
+	}
+	if f.set["cooldown"] {
+		p.CooldownCycles = f.cooldown
+	}
+	if f.set["pingpong-window"] {
+		p.PingPongWindow = f.ppWindow
+	}
+}

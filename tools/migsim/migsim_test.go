@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/repram/handover/transport/substratetest"
+	"github.com/repram/handover/transport/wire"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestShortScenarioCompare runs the short scenario through ours and both
+// baselines (at once, as -compare does) and asserts the headline result.
+func TestShortScenarioCompare(t *testing.T) {
+	sc, err := LoadScenario("short")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Compare(context.Background(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours, bbm, naive := res[0].Summary, res[1].Summary, res[2].Summary
+	var out bytes.Buffer
+	WriteTimeline(&out, res[0].Entries)
+	WriteSummary(&out, ours)
+	WriteComparison(&out, res)
+	t.Logf("\n%s", out.String())
+
+	if ours.Published == 0 || ours.Owed == 0 {
+		t.Fatalf("nothing published or owed: the run proves nothing: %+v", ours)
+	}
+	if ours.Lost != 0 || ours.DuplicatesDelivered != 0 || ours.Failed() {
+		t.Errorf("ours: lost %d, duplicates delivered %d: want 0 and 0", ours.Lost, ours.DuplicatesDelivered)
+	}
+	if ours.Migrations < 2 || ours.Cancelled < 1 || ours.Accelerated < 1 || ours.PingPongs != 0 {
+		t.Errorf("ours: migrations %d (≥2), cancelled %d (≥1), accelerated %d (≥1), ping-pongs %d (0)",
+			ours.Migrations, ours.Cancelled, ours.Accelerated, ours.PingPongs)
+	}
+	if ours.SwitchMsP50 <= 0 || ours.SwitchMsP99 < ours.SwitchMsP50 {
+		t.Errorf("ours: switch p50 %v p99 %v", ours.SwitchMsP50, ours.SwitchMsP99)
+	}
+	if bbm.Lost == 0 {
+		t.Errorf("break-before-make lost nothing at %v msg/s: the baseline's gap is not real", sc.PublishRate)
+	}
+	if naive.PingPongs == 0 || naive.Switches <= ours.Switches {
+		t.Errorf("naive: %d ping-pongs, %d switches (ours %d): want it to flap on the jitter", naive.PingPongs, naive.Switches, ours.Switches)
+	}
+	if naive.Lost != 0 {
+		t.Errorf("naive make-before-break lost %d: flapping must still not lose gossip", naive.Lost)
+	}
+
+	svg := string(SVG(res[0]))
+	for _, want := range []string{"<svg", "</svg>", "us1", "eu2", "primary", "accelerated"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("plot lacks %q", want)
+		}
+	}
+}
+
+func TestScenariosParse(t *testing.T) {
+	files, err := filepath.Glob("../../testdata/scenarios/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenario files: %v", err)
+	}
+	for _, f := range files {
+		if _, err := LoadScenario(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestParseScenarioRejects(t *testing.T) {
+	base := `"node":{"enclave":"eu"},"cycle":"100ms","cycles":5,"start":"a","substrates":[{"id":"a","enclave":"eu","latency":[{"from":1,"latency":"10ms"}]}]`
+	tests := map[string]string{
+		"unknown field":   `{` + base + `,"bogus":1}`,
+		"no enclave":      `{"cycle":"1s","cycles":1}`,
+		"bad duration":    `{"node":{"enclave":"eu"},"cycle":"soon","cycles":1}`,
+		"unknown start":   strings.Replace(`{`+base+`}`, `"start":"a"`, `"start":"z"`, 1),
+		"unknown action":  `{` + base + `,"faults":[{"cycle":1,"substrate":"a","action":"explode"}]}`,
+		"unknown fault":   `{` + base + `,"faults":[{"cycle":1,"substrate":"z","action":"kill"}]}`,
+		"bad latency":     strings.Replace(`{`+base+`}`, `"10ms"`, `"fast"`, 1),
+		"bad improvement": `{` + base + `,"policy":{"improvement":1.5}}`,
+		"steps unordered": strings.Replace(`{`+base+`}`, `[{"from":1,"latency":"10ms"}]`, `[{"from":3,"latency":"10ms"},{"from":2,"latency":"5ms"}]`, 1),
+	}
+	for name, in := range tests {
+		if _, err := ParseScenario([]byte(in)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := ParseScenario([]byte(`{` + base + `}`)); err != nil {
+		t.Fatalf("the valid base was rejected: %v", err)
+	}
+}
+
+func TestLatencyScheduleIsDeterministic(t *testing.T) {
+	a, err := LoadScenario("short")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := LoadScenario("short")
+	for i := range a.Substrates {
+		for c := 1; c <= a.Cycles; c++ {
+			if a.Latency(i, c) != b.Latency(i, c) {
+				t.Fatalf("substrate %d cycle %d: %v then %v", i, c, a.Latency(i, c), b.Latency(i, c))
+			}
+		}
+	}
+	if l := a.Latency(a.index("eu2"), 10); l < 23*time.Millisecond || l > 27*time.Millisecond {
+		t.Errorf("eu2 at cycle 10 is %v, want 25ms ±5%%", l)
+	}
+}
+
+func TestPingPongsAndPercentiles(t *testing.T) {
+	moves := []move{
+		{cycle: 5, from: "a", to: "b"},
+		{cycle: 8, from: "b", to: "a"},                // back within the window
+		{cycle: 40, from: "a", to: "b"},               // too late
+		{cycle: 42, from: "b", to: "a", forced: true}, // forced: not a flap
+	}
+	if n := pingPongs(moves, 8); n != 1 {
+		t.Errorf("ping-pongs %d, want 1", n)
+	}
+	if p := percentile([]float64{5, 1, 3, 2, 4}, 50); p != 3 {
+		t.Errorf("p50 %v, want 3", p)
+	}
+	if p := percentile([]float64{5, 1, 3, 2, 4}, 99); p != 5 {
+		t.Errorf("p99 %v, want 5", p)
+	}
+	if p := percentile(nil, 50); p != 0 {
+		t.Errorf("p50 of nothing %v", p)
+	}
+}
+
+func TestReplayJitter(t *testing.T) {
+	_, reps, err := ReplayReports("../../testdata/traces/jitter.csv", PolicyConfig{}.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reps[0].Migrations != 0 || reps[1].PingPongs == 0 {
+		t.Fatalf("hysteresis %v; naive %v: want no migration and a flapping naive", reps[0], reps[1])
+	}
+	var out bytes.Buffer
+	if err := runReplay(flags{replay: "../../testdata/traces/step.csv", improvement: 0.2, streak: 3,
+		set: map[string]bool{"improvement": true, "cycles": true}}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "improvement 20%, streak 3") || !strings.Contains(out.String(), "[3]") {
+		t.Errorf("replay output ignores the flags or misses the reaction:\n%s", out.String())
+	}
+}
+
+func TestScaleMassMigration(t *testing.T) {
+	res, err := Scale(context.Background(), ScaleConfig{Nodes: 25, PublishRate: 50, GoodbyeGap: 200 * time.Millisecond, Settle: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rehomed != 25 || res.Lost != 0 || res.DuplicatesDelivered != 0 || res.Published == 0 {
+		t.Fatalf("%+v: want all 25 rehomed, something published, nothing lost or duplicated", res)
+	}
+	if res.Migrations+res.Accelerated+res.ContinuedAlone != 25 {
+		t.Errorf("%+v: want one switch per node", res)
+	}
+}
+
+func TestLiveAgainstSubstratetest(t *testing.T) {
+	secret := []byte("live-secret")
+	mesh := substratetest.NewMesh(substratetest.MeshConfig{Secret: secret})
+	defer mesh.Close()
+	var targets []string
+	for i, id := range []string{"live-a", "live-b"} {
+		s, err := mesh.Start(substratetest.Config{ID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			targets = append(targets, s.Addr()) // learned by probing
+		} else {
+			targets = append(targets, id+"@"+s.Addr())
+		}
+	}
+	var stop atomic.Bool
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		for !stop.Load() {
+			if _, err := mesh.Publish(wire.Message{Data: []byte("x")}); err != nil {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	res, err := Live(context.Background(), LiveConfig{Targets: targets, Secret: secret, Enclave: substratetest.DefaultEnclave,
+		NodeID: "live-node", Cycle: 50 * time.Millisecond, MigrateEvery: 300 * time.Millisecond, Duration: 1500 * time.Millisecond,
+		Transport: Timings{OverlapGrace: Duration(30 * time.Millisecond), OverlapMin: Duration(100 * time.Millisecond),
+			OverlapMax: Duration(time.Second), HandshakeTimeout: Duration(time.Second), Heartbeat: Duration(100 * time.Millisecond)}})
+	stop.Store(true)
+	<-pubDone
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.Migrations < 2 || res.DistinctIDs == 0 || res.GossipDelivered != res.DistinctIDs {
+		t.Fatalf("%+v: want a scheduled migration and gossip delivered once each", res)
+	}
+}
+
+func TestFailedAndDocs(t *testing.T) {
+	if (Summary{Lost: 1}).Failed() != true || (Summary{DuplicatesDelivered: 1}).Failed() != true || (Summary{}).Failed() {
+		t.Fatal("Failed must hold exactly when something was lost or duplicated")
+	}
+	if _, err := os.Stat("../../testdata/scenarios/README.md"); err != nil {
+		t.Errorf("the scenario format is undocumented: %v", err)
+	}
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/repram/handover/policy"
+)
+
+// ReplayReports replays a trace through the hysteresis policy with cfg and
+// through the naive baseline: the policy alone, no network.
+func ReplayReports(path string, cfg policy.Config) (policy.Trace, []policy.Report, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return policy.Trace{}, nil, fmt.Errorf("replay: %w", err)
+	}
+	defer fh.Close()
+	tr, err := policy.ParseTrace(fh)
+	if err != nil {
+		return policy.Trace{}, nil, fmt.Errorf("replay %s: %w", path, err)
+	}
+	var out []policy.Report
+	for _, s := range []policy.Strategy{policy.Hysteresis, policy.Naive} {
+		r, err := policy.Replay(tr, cfg, s)
+		if err != nil {
+			return tr, nil, fmt.Errorf("replay %s: %w", path, err)
+		}
+		out = append(out, r)
+	}
+	return tr, out, nil
+}
+
+func runReplay(f flags, out io.Writer) error {
+	var pc PolicyConfig
+	f.applyPolicy(&pc)
+	cfg := pc.Config()
+	tr, reps, err := ReplayReports(f.replay, cfg)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		type row struct {
+			Strategy        policy.Strategy `json:"strategy"`
+			Improvement     float64         `json:"improvement"`
+			Streak          int             `json:"streak"`
+			Cycles          int             `json:"cycles"`
+			Migrations      int             `json:"migrations"`
+			PingPongs       int             `json:"ping_pongs"`
+			Forced          int             `json:"forced"`
+			ReactionCycles  []int           `json:"reaction_cycles"`
+			CyclesOnNonBest int             `json:"cycles_on_non_best"`
+			Final           string          `json:"final"`
+		}
+		var rows []row
+		for _, r := range reps {
+			rows = append(rows, row{r.Strategy, r.Config.Improvement, r.Config.Streak, r.Cycles, r.Migrations, r.PingPongs,
+				r.Forced, r.ReactionCycles, r.CyclesOnNonBest, r.Final})
+		}
+		return WriteJSON(out, struct {
+			Trace string `json:"trace"`
+			Runs  []row  `json:"runs"`
+		}{f.replay, rows})
+	}
+	c := reps[0].Config
+	fmt.Fprintf(out, "replay %s: %d cycles, node in enclave %q, starts on %s, %d real step change(s) marked\n",
+		f.replay, len(tr.Cycles), tr.Enclave, tr.Start, len(tr.Steps))
+	fmt.Fprintf(out, "policy: improvement %.0f%%, streak %d cycles, cooldown %d, backoff %d..%d, ping-pong window %d\n\n",
+		c.Improvement*100, c.Streak, c.CooldownCycles, c.BackoffCycles, c.BackoffMaxCycles, c.PingPongWindow)
+	rows := [][]string{{"strategy", "migrations", "ping-pongs", "forced", "reaction (cycles per step)", "cycles on non-best", "ends on"}}
+	for _, r := range reps {
+		react := "-"
+		if len(r.ReactionCycles) > 0 {
+			react = fmt.Sprint(r.ReactionCycles)
+		}
+		rows = append(rows, []string{string(r.Strategy), fmt.Sprint(r.Migrations), fmt.Sprint(r.PingPongs), fmt.Sprint(r.Forced),
+			react, fmt.Sprintf("%d / %d", r.CyclesOnNonBest, r.Cycles), r.Final})
+	}
+	writeColumns(out, rows, 0)
+	fmt.Fprintln(out, "\nreaction: cycles of the new situation observed up to the deciding one (-1: never migrated).")
+	if len(reps[0].Moves) > 0 {
+		fmt.Fprintln(out, "\nhysteresis moves:")
+		for _, m := range reps[0].Moves {
+			tag := ""
+			if m.PingPong {
+				tag = " [ping-pong]"
+			}
+			if m.Forced {
+				tag = " [forced]"
+			}
+			fmt.Fprintf(out, "  cycle %4d  %s → %s%s  %s\n", m.Cycle, m.From, m.To, tag, m.Reason)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,469 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/policy"
+	"github.com/repram/handover/transport"
+	"github.com/repram/handover/transport/substratetest"
+	"github.com/repram/handover/transport/wire"
+)
+
+// The migration strategies migsim runs.
+const (
+	// MakeBeforeBreak is this project: transport.Node migrating with overlap.
+	MakeBeforeBreak = "make-before-break"
+	// BreakBeforeMake is the baseline: close the old link, then attach to the
+	// new substrate (what REPRAM does on goodbye today).
+	BreakBeforeMake = "break-before-make"
+)
+
+// Options select what a run compares.
+type Options struct {
+	Strategy string          // MakeBeforeBreak (default) or BreakBeforeMake
+	Policy   policy.Strategy // policy.Hysteresis (default) or policy.Naive
+	Logger   *zerolog.Logger // the transport's logs; nil is silent
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Strategy == "" {
+		o.Strategy = MakeBeforeBreak
+	}
+	if o.Policy == "" {
+		o.Policy = policy.Hysteresis
+	}
+	if o.Strategy != MakeBeforeBreak && o.Strategy != BreakBeforeMake {
+		return o, fmt.Errorf("strategy %q: want %s or %s", o.Strategy, MakeBeforeBreak, BreakBeforeMake)
+	}
+	if _, err := policy.ParseStrategy(string(o.Policy)); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+// Label names the combination for tables.
+func (o Options) Label() string {
+	if o.Strategy == BreakBeforeMake {
+		return o.Strategy + " (" + string(o.Policy) + ")"
+	}
+	return string(o.Policy) + " " + o.Strategy
+}
+
+// Entry is one line of the timeline.
+type Entry struct {
+	At        time.Duration // since the run started
+	Cycle     int
+	Kind      string // "transition", "fault" or "phase"
+	From, To  string // states
+	Event     string
+	Path      string
+	Primary   string // after the transition
+	Candidate string // after the transition
+	Reason    string
+}
+
+// pathBreak marks the break-before-make baseline's own close-then-dial step.
+const pathBreak = "break"
+
+// Result is everything a run measured.
+type Result struct {
+	Scenario *Scenario
+	Options  Options
+	Entries  []Entry
+	Alive    [][]bool // Alive[i][c]: substrate i was up during cycle c
+	Elapsed  time.Duration
+	Summary  Summary
+}
+
+// recorder collects transitions, publications and deliveries.
+type recorder struct {
+	start    time.Time
+	cycle    atomic.Int64
+	enclaves map[string]string
+	node     string // the node's enclave
+	onEntry  func(Entry)
+
+	mu        sync.Mutex
+	entries   []Entry
+	published map[string]time.Time
+	delivered map[string]int
+	joinedAt  time.Time
+}
+
+func newRecorder(sc *Scenario) *recorder {
+	r := &recorder{start: time.Now(), enclaves: map[string]string{}, node: sc.Node.Enclave,
+		published: map[string]time.Time{}, delivered: map[string]int{}}
+	for _, s := range sc.Substrates {
+		r.enclaves[s.ID] = s.Enclave
+	}
+	return r
+}
+
+func (r *recorder) add(e Entry) {
+	if e.At == 0 {
+		e.At = time.Since(r.start)
+	}
+	e.Cycle = int(r.cycle.Load())
+	r.mu.Lock()
+	r.entries = append(r.entries, e)
+	r.mu.Unlock()
+	if r.onEntry != nil {
+		r.onEntry(e)
+	}
+}
+
+func (r *recorder) transition(tr transport.Transition) {
+	r.mu.Lock()
+	if r.joinedAt.IsZero() && (r.enclaves[tr.Primary] == r.node ||
+		(tr.Step.To == fsm.Overlapping && r.enclaves[tr.Candidate] == r.node)) {
+		// From here on a substrate of the node's enclave forwards to it:
+		// every later publication is owed to the node.
+		r.joinedAt = tr.At
+	}
+	r.mu.Unlock()
+	r.add(Entry{At: tr.At.Sub(r.start), Kind: "transition", From: string(tr.Step.From), To: string(tr.Step.To),
+		Event: string(tr.Step.Event), Path: string(tr.Step.Path), Primary: tr.Primary, Candidate: tr.Candidate,
+		Reason: tr.Reason})
+}
+
+func (r *recorder) deliver(g transport.Gossip) {
+	r.mu.Lock()
+	r.delivered[g.Message.MessageID]++
+	r.mu.Unlock()
+}
+
+// missing counts messages owed to the node and not delivered yet.
+func (r *recorder) missing() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for id, at := range r.published {
+		if r.owed(at) && r.delivered[id] == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *recorder) owed(at time.Time) bool { return !r.joinedAt.IsZero() && !at.Before(r.joinedAt) }
+
+// driver is one way of running the transient node: make-before-break
+// (transport.Node as is) or the break-before-make baseline.
+type driver interface {
+	attach(ctx context.Context, s transport.Substrate) error
+	observe(ctx context.Context, obs transport.Observation) error
+	primary() string
+	stats() transport.Stats
+	close(ctx context.Context) error
+}
+
+// run is one scenario run in progress.
+type run struct {
+	sc    *Scenario
+	opt   Options
+	rec   *recorder
+	mesh  *substratetest.Mesh
+	subs  []*substratetest.Substrate
+	alive []atomic.Bool
+	drv   driver
+
+	faultsMu sync.Mutex
+	armed    []Fault
+	faultWG  sync.WaitGroup
+}
+
+// Run runs the scenario once with one strategy and policy.
+func Run(ctx context.Context, sc *Scenario, opt Options) (*Result, error) {
+	opt, err := opt.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	r := &run{sc: sc, opt: opt, rec: newRecorder(sc), alive: make([]atomic.Bool, len(sc.Substrates)),
+		mesh: substratetest.NewMesh(substratetest.MeshConfig{Secret: []byte(sc.Secret), GoodbyeGap: sc.Transport.GoodbyeGap.D()})}
+	defer r.mesh.Close()
+	r.rec.onEntry = r.trigger
+	for i, s := range sc.Substrates {
+		sub, err := r.mesh.Start(substratetest.Config{ID: s.ID, Enclave: s.Enclave, Delay: s.Delay.D(), Heartbeat: sc.Transport.Heartbeat.D()})
+		if err != nil {
+			return nil, fmt.Errorf("start substrate %s: %w", s.ID, err)
+		}
+		r.subs = append(r.subs, sub)
+		r.alive[i].Store(true)
+	}
+	cfg := sc.transportConfig(sc.Node.ID)
+	cfg.Logger = opt.Logger
+	cfg.Handler = r.rec.deliver
+	if opt.Strategy == BreakBeforeMake {
+		r.drv, err = newBreakBeforeMake(cfg, opt.Policy, r)
+	} else {
+		r.drv, err = newMakeBeforeBreak(cfg, opt.Policy, r.rec)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res, err := r.loop(ctx)
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if cerr := r.drv.close(cctx); err == nil && cerr != nil {
+		err = fmt.Errorf("close the node: %w", cerr)
+	}
+	r.faultWG.Wait()
+	if err != nil {
+		return nil, err
+	}
+	r.rec.mu.Lock()
+	res.Entries = append([]Entry(nil), r.rec.entries...)
+	r.rec.mu.Unlock()
+	res.Summary = summarize(res, r.rec, r.drv.stats())
+	return res, nil
+}
+
+func (r *run) substrate(i int) transport.Substrate {
+	return transport.Substrate{ID: r.subs[i].ID(), URL: r.subs[i].URL(), Enclave: r.subs[i].Enclave()}
+}
+
+func (r *run) byID(id string) (transport.Substrate, bool) {
+	i := r.sc.index(id)
+	if i < 0 {
+		return transport.Substrate{}, false
+	}
+	return r.substrate(i), true
+}
+
+// loop attaches the node, publishes, and drives one observation per cycle.
+func (r *run) loop(ctx context.Context) (*Result, error) {
+	sc := r.sc
+	res := &Result{Scenario: sc, Options: r.opt, Alive: make([][]bool, len(sc.Substrates))}
+	for i := range res.Alive {
+		res.Alive[i] = make([]bool, sc.Cycles+1)
+	}
+	start, _ := r.byID(sc.Start)
+	if err := r.drv.attach(ctx, start); err != nil {
+		return nil, err
+	}
+	stopPub := r.publish()
+	cycle := sc.Cycle.D()
+	begin := time.Now()
+	for c := 1; c <= sc.Cycles; c++ {
+		r.rec.cycle.Store(int64(c))
+		for _, p := range sc.Phases {
+			if p.From == c {
+				r.rec.add(Entry{Kind: "phase", Reason: p.Name})
+			}
+		}
+		r.faults(c)
+		select {
+		case <-ctx.Done():
+			stopPub()
+			return nil, ctx.Err()
+		case <-time.After(time.Until(begin.Add(time.Duration(c) * cycle))):
+		}
+		obs := transport.Observation{}
+		cur := r.drv.primary()
+		for i := range sc.Substrates {
+			res.Alive[i][c] = r.alive[i].Load()
+			lat := sc.Latency(i, c)
+			switch {
+			case !res.Alive[i][c] || lat == 0:
+			case sc.Substrates[i].ID == cur:
+				obs.CurrentLatency = lat
+			default:
+				obs.Candidates = append(obs.Candidates, transport.Candidate{Substrate: r.substrate(i), Latency: lat})
+			}
+		}
+		if err := r.drv.observe(ctx, obs); err != nil {
+			stopPub()
+			return nil, fmt.Errorf("cycle %d: observe: %w", c, err)
+		}
+	}
+	stopPub()
+	// Drain: what is owed and still in flight gets the longest a migration
+	// may take to arrive.
+	deadline := time.Now().Add(sc.Transport.OverlapMax.D() + time.Second)
+	for r.rec.missing() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	res.Elapsed = time.Since(begin)
+	return res, nil
+}
+
+// publish publishes in the mesh at the scenario's rate until stopped.
+func (r *run) publish() (stop func()) {
+	rate := r.sc.PublishRate
+	if rate == 0 {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(max(time.Millisecond, time.Duration(float64(time.Second)/rate)))
+		defer tick.Stop()
+		begin := time.Now()
+		sent := 0
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+			for due := int(rate * time.Since(begin).Seconds()); sent < due; sent++ {
+				at := time.Now()
+				msg, err := r.mesh.Publish(wire.Message{From: "migsim-publisher", Data: []byte("v")})
+				if err != nil {
+					return
+				}
+				r.rec.mu.Lock()
+				r.rec.published[msg.MessageID] = at
+				r.rec.mu.Unlock()
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
+}
+
+// faults applies the faults due at cycle c and arms the "leaving" ones.
+func (r *run) faults(c int) {
+	for _, f := range r.sc.Faults {
+		if f.Cycle != c {
+			continue
+		}
+		if f.When == "leaving" {
+			r.faultsMu.Lock()
+			r.armed = append(r.armed, f)
+			r.faultsMu.Unlock()
+			continue
+		}
+		r.apply(f)
+	}
+}
+
+// trigger fires armed faults when the node starts leaving their substrate.
+func (r *run) trigger(e Entry) {
+	leaving := ""
+	switch {
+	case e.Kind == "transition" && e.To == string(fsm.Overlapping):
+		leaving = e.Primary
+	case e.Path == pathBreak:
+		leaving = e.Primary
+	}
+	if leaving == "" {
+		return
+	}
+	r.faultsMu.Lock()
+	defer r.faultsMu.Unlock()
+	for i := 0; i < len(r.armed); i++ {
+		if f := r.armed[i]; f.Substrate == leaving {
+			r.armed = append(r.armed[:i], r.armed[i+1:]...)
+			i--
+			r.faultWG.Add(1)
+			time.AfterFunc(f.After.D(), func() {
+				defer r.faultWG.Done()
+				r.apply(f)
+			})
+		}
+	}
+}
+
+func corruption(v string) (substratetest.Corruption, error) {
+	for c := substratetest.CorruptMalformed; c <= substratetest.CorruptBinary; c++ {
+		if c.String() == v {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("corrupt %q: want malformed, unsigned, bad-signature, null or binary", v)
+}
+
+// apply carries out one fault (validated when the scenario was parsed).
+func (r *run) apply(f Fault) {
+	i := r.sc.index(f.Substrate)
+	s := r.subs[i]
+	what := faultActions[f.Action]
+	switch f.Action {
+	case "refuse":
+		s.RefuseWithGoodbye(nil)
+	case "mute":
+		s.SetMuteHello(true)
+	case "welcome_delay":
+		d, _ := time.ParseDuration(f.Value)
+		s.SetWelcomeDelay(d)
+		what = "delay each welcome by " + f.Value
+	case "no_forward":
+		s.SetNoForward(true)
+	case "corrupt":
+		c, _ := corruption(f.Value)
+		s.SetCorrupt(c)
+		what = "send " + f.Value + " frames"
+	case "heal":
+		s.ClearFaults()
+	case "delay":
+		d, _ := time.ParseDuration(f.Value)
+		s.SetDelay(d)
+		what = "mesh propagation delay now " + f.Value
+	case "kill":
+		r.alive[i].Store(false)
+		r.rec.add(Entry{Kind: "fault", Primary: f.Substrate, Reason: what})
+		s.Kill()
+		return
+	case "shutdown":
+		r.alive[i].Store(false)
+		r.rec.add(Entry{Kind: "fault", Primary: f.Substrate, Reason: what})
+		r.faultWG.Go(func() { s.Shutdown(nil, true) })
+		return
+	}
+	r.rec.add(Entry{Kind: "fault", Primary: f.Substrate, Reason: what})
+}
+
+// makeBeforeBreak drives one transport.Node: the project as shipped.
+type makeBeforeBreak struct {
+	node *transport.Node
+	done chan struct{}
+}
+
+func newMakeBeforeBreak(cfg transport.Config, s policy.Strategy, rec *recorder) (*makeBeforeBreak, error) {
+	pol, err := policy.NewStrategy(s, cfg.Policy)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Decider = pol
+	n, err := transport.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &makeBeforeBreak{node: n, done: make(chan struct{})}
+	ch := n.Subscribe(1 << 14)
+	go func() {
+		defer close(d.done)
+		for tr := range ch {
+			rec.transition(tr)
+		}
+	}()
+	return d, nil
+}
+
+func (d *makeBeforeBreak) attach(ctx context.Context, s transport.Substrate) error {
+	return d.node.Attach(ctx, s)
+}
+
+func (d *makeBeforeBreak) observe(ctx context.Context, obs transport.Observation) error {
+	_, err := d.node.Observe(ctx, obs)
+	return err
+}
+
+func (d *makeBeforeBreak) primary() string        { return d.node.Status().Primary.ID }
+func (d *makeBeforeBreak) stats() transport.Stats { return d.node.Status().Stats }
+
+func (d *makeBeforeBreak) close(ctx context.Context) error {
+	err := d.node.Close(ctx)
+	if err == nil {
+		<-d.done
+	}
+	return err
+}
