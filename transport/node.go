@@ -219,7 +219,7 @@ func (n *Node) deliver() {
 // the node also keeps s for rejoining.
 func (n *Node) Attach(ctx context.Context, s Substrate) error {
 	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return fmt.Errorf("transport: substrate URL %q: want ws://HOST:PORT/v1/ws or wss://...", s.URL)
+		return fmt.Errorf("transport: substrate URL %q: want ws://HOST:PORT/v1/ws or wss://HOST:PORT/v1/ws", s.URL)
 	}
 	return n.call(ctx, func() error {
 		n.learn(s)
