@@ -170,6 +170,10 @@ func TestScaleMassMigration(t *testing.T) {
 	if res.Migrations+res.Accelerated+res.ContinuedAlone != 25 {
 		t.Errorf("%+v: want one switch per node", res)
 	}
+	if res.WelcomeMsP50 <= 0 || res.WelcomeMsP50 > res.WelcomeMsP99 || res.WelcomeMsP99 > res.WelcomeMsMax {
+		t.Errorf("welcome ms p50 %v p99 %v max %v: want every node's goodbye-to-welcome time, ordered",
+			res.WelcomeMsP50, res.WelcomeMsP99, res.WelcomeMsMax)
+	}
 }
 
 func TestLiveAgainstSubstratetest(t *testing.T) {

@@ -43,6 +43,13 @@ type ScaleResult struct {
 	ContinuedAlone      int     `json:"continued_alone"`
 	Cancelled           int     `json:"cancelled"`
 	Detaches            int     `json:"detaches"`
+	// WelcomeMs* is, per node, from its goodbye to its new substrate's
+	// welcome. A node whose welcome comes later than the leaving
+	// substrate's close (GoodbyeGap after the goodbye) misses what is
+	// published in between: the margin that decides whether anything is lost.
+	WelcomeMsP50        float64 `json:"welcome_ms_p50"`
+	WelcomeMsP99        float64 `json:"welcome_ms_p99"`
+	WelcomeMsMax        float64 `json:"welcome_ms_max"`
 	KiBPerNode          float64 `json:"kib_per_node"`        // heap and stacks per attached node, both ends
 	GoroutinesPerNode   float64 `json:"goroutines_per_node"` // both ends
 	// Causes counts the cancelled, continued-alone and detached
@@ -66,9 +73,12 @@ func trimReason(r string) string {
 	return r
 }
 
+// counted is what one node delivered and when it rehomed.
 type counted struct {
-	mu   sync.Mutex
-	seen map[string]int
+	mu        sync.Mutex
+	seen      map[string]int
+	goodbyeAt time.Time // the first goodbye's transition
+	welcomeAt time.Time // the first handshake_ok after it
 }
 
 // Scale attaches cfg.Nodes transient nodes to one substrate, publishes,
@@ -140,6 +150,14 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleResult, error) {
 		ch := n.Subscribe(64)
 		subWG.Go(func() {
 			for tr := range ch {
+				c.mu.Lock()
+				switch {
+				case tr.Step.Event == fsm.Goodbye && c.goodbyeAt.IsZero():
+					c.goodbyeAt = tr.At
+				case tr.Step.Event == fsm.HandshakeOK && !c.goodbyeAt.IsZero() && c.welcomeAt.IsZero():
+					c.welcomeAt = tr.At
+				}
+				c.mu.Unlock()
 				if p := tr.Step.Path; p == fsm.PathCancel || p == fsm.PathContinue || p == fsm.PathDetach {
 					causesMu.Lock()
 					causes[string(tr.Step.Event)+": "+trimReason(tr.Reason)]++
@@ -239,6 +257,16 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleResult, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	res.Lost = res.Owed - res.Delivered
+	var welcomeMs []float64
+	for _, c := range counts {
+		c.mu.Lock()
+		if !c.welcomeAt.IsZero() {
+			welcomeMs = append(welcomeMs, float64(c.welcomeAt.Sub(c.goodbyeAt).Microseconds())/1000)
+		}
+		c.mu.Unlock()
+	}
+	res.WelcomeMsP50, res.WelcomeMsP99 = percentile(welcomeMs, 50), percentile(welcomeMs, 99)
+	res.WelcomeMsMax = percentile(welcomeMs, 100)
 	causesMu.Lock()
 	res.Causes = maps.Clone(causes)
 	causesMu.Unlock()
@@ -320,6 +348,8 @@ func runScale(ctx context.Context, f flags, out io.Writer) error {
 			{"accelerated", fmt.Sprint(res.Accelerated), "old link closed mid-overlap, new one promoted"},
 			{"continued_alone", fmt.Sprint(res.ContinuedAlone), "old link closed before the new welcome"},
 			{"cancelled", fmt.Sprint(res.Cancelled), ""},
+			{"welcome_ms", fmt.Sprintf("p50 %.0f  p99 %.0f  max %.0f", res.WelcomeMsP50, res.WelcomeMsP99, res.WelcomeMsMax),
+				fmt.Sprintf("goodbye → new welcome, per node; the leaving substrate closes %v after its goodbye", f.goodbyeGap)},
 			{"kib_per_node", fmt.Sprint(res.KiBPerNode), "heap + stacks per attached node; this process hosts both ends of each WebSocket"},
 			{"goroutines_per_node", fmt.Sprint(res.GoroutinesPerNode), "both ends"},
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -38,7 +39,13 @@ type conn struct {
 	log    zerolog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
-	out    chan outFrame
+
+	// The outgoing queue: a slice that grows with the backlog, bounded by
+	// the mesh's QueueSize, so an idle child costs no queue memory.
+	qmu     sync.Mutex
+	queue   []outFrame
+	pending int           // queued plus taken by the writer and not yet written
+	wake    chan struct{} // one token: the queue went from empty to not
 
 	// guarded by s.mu
 	nodeID  string // from the latest hello on this connection
@@ -48,7 +55,7 @@ type conn struct {
 
 func newConn(s *Substrate, ws *websocket.Conn, raw net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{s: s, ws: ws, raw: raw, ctx: ctx, cancel: cancel, out: make(chan outFrame, s.mesh.cfg.QueueSize)}
+	c := &conn{s: s, ws: ws, raw: raw, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
 	c.log = s.log
 	if raw != nil {
 		c.log = s.log.With().Str("remote", raw.RemoteAddr().String()).Logger()
@@ -111,14 +118,24 @@ func (c *conn) enqueue(f outFrame) bool {
 	if c.ctx.Err() != nil {
 		return false
 	}
-	select {
-	case c.out <- f:
-		return true
-	default:
-		c.log.Warn().Int("queue", cap(c.out)).Msg("outgoing queue full: dropping the connection")
+	c.qmu.Lock()
+	if c.pending >= c.s.mesh.cfg.QueueSize {
+		c.qmu.Unlock()
+		c.log.Warn().Int("queue", c.s.mesh.cfg.QueueSize).Msg("outgoing queue full: dropping the connection")
 		c.drop()
 		return false
 	}
+	c.queue = append(c.queue, f)
+	c.pending++
+	first := len(c.queue) == 1
+	c.qmu.Unlock()
+	if first {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
 }
 
 // sendWait queues f and waits until it is written or the connection ends.
@@ -135,29 +152,49 @@ func (c *conn) sendWait(f outFrame) error {
 	}
 }
 
+// writeLoop writes the queued frames in order, taking the whole backlog at
+// each wake-up.
 func (c *conn) writeLoop() {
 	defer c.s.wg.Done()
+	var batch []outFrame
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
-		case f := <-c.out:
-			ctx, cancel := context.WithTimeout(c.ctx, c.s.mesh.cfg.WriteTimeout)
-			err := c.ws.Write(ctx, f.typ, f.data)
-			cancel()
-			if f.done != nil {
-				f.done <- err
-			}
-			if err != nil {
-				c.log.Debug().Err(err).Msg("write failed: dropping the connection")
-				c.drop()
+		case <-c.wake:
+		}
+		c.qmu.Lock()
+		batch, c.queue = c.queue, batch[:0]
+		c.qmu.Unlock()
+		for i, f := range batch {
+			if !c.write(f) {
 				return
 			}
-			if f.put && f.valid {
-				c.s.countForward(f.child)
-			}
+			batch[i] = outFrame{} // release the frame's bytes
 		}
+		c.qmu.Lock()
+		c.pending -= len(batch)
+		c.qmu.Unlock()
 	}
+}
+
+// write writes one frame; false when the connection had to be dropped.
+func (c *conn) write(f outFrame) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.mesh.cfg.WriteTimeout)
+	err := c.ws.Write(ctx, f.typ, f.data)
+	cancel()
+	if f.done != nil {
+		f.done <- err
+	}
+	if err != nil {
+		c.log.Debug().Err(err).Msg("write failed: dropping the connection")
+		c.drop()
+		return false
+	}
+	if f.put && f.valid {
+		c.s.countForward(f.child)
+	}
+	return true
 }
 
 // heartbeat pings every interval, each ping waiting at most one interval

@@ -68,8 +68,9 @@ type MeshConfig struct {
 	Secret []byte
 	// Logger receives the substrates' logs. The zero value is silent.
 	Logger zerolog.Logger
-	// QueueSize is the per-connection outgoing frame queue
-	// (default [DefaultQueueSize]).
+	// QueueSize bounds the frames waiting to be written to one connection
+	// (default [DefaultQueueSize]). The queue grows with the backlog, so a
+	// large bound costs nothing until a child falls behind.
 	QueueSize int
 	// WriteTimeout bounds each frame write (default [DefaultWriteTimeout]).
 	WriteTimeout time.Duration
