@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/repram/handover/fsm"
@@ -195,6 +196,8 @@ func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
 		byKey     = map[string]int{}
 		published = map[string]time.Time{}
 		joinedAt  time.Time
+		entries   []Entry // transitions, for switches and ping-pongs
+		cycles    atomic.Int64
 		begin     = time.Now()
 	)
 	tcfg := transport.Config{
@@ -230,6 +233,9 @@ func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
 			if joinedAt.IsZero() && tr.Primary != "" {
 				joinedAt = tr.At
 			}
+			e := transitionEntry(tr, begin)
+			e.Cycle = int(cycles.Load())
+			entries = append(entries, e)
 			mu.Unlock()
 			if cfg.Timeline != nil {
 				fmt.Fprintf(cfg.Timeline, "%7.2fs  %s → %s  %s  primary=%s candidate=%s  %s\n", tr.At.Sub(begin).Seconds(),
@@ -293,7 +299,6 @@ func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
 
 	tick := time.NewTicker(cfg.Cycle)
 	defer tick.Stop()
-	cycles := 0
 loop:
 	for {
 		select {
@@ -301,7 +306,7 @@ loop:
 			break loop
 		case <-tick.C:
 		}
-		cycles++
+		cycles.Add(1)
 		cur := node.Status().Primary.ID
 		obs := transport.Observation{}
 		for _, t := range targets {
@@ -344,13 +349,17 @@ loop:
 	mu.Lock()
 	defer mu.Unlock()
 	res := &LiveResult{Summary: Summary{Scenario: "live", Strategy: MakeBeforeBreak, Policy: string(policy.Hysteresis),
-		Cycles: cycles, Seconds: math.Round(time.Since(begin).Seconds()*10) / 10,
+		Cycles: int(cycles.Load()), Seconds: math.Round(time.Since(begin).Seconds()*10) / 10,
 		Migrations: st.Migrations, Cancelled: st.Cancelled, Accelerated: st.Accelerated, Forced: st.Forced,
 		Detaches: st.Detaches, DuplicatesDropped: st.DuplicatesDropped, StaleEventsDropped: st.StaleEventsDropped,
 		FramesRejected: st.FramesRejected}}
 	if cfg.MigrateEvery > 0 {
 		res.Policy = "schedule"
 	}
+	moves, switchMs := analyze(entries)
+	res.Switches = len(moves)
+	res.PingPongs = pingPongs(moves, policy.Default().PingPongWindow)
+	res.SwitchMsP50, res.SwitchMsP99 = percentile(switchMs, 50), percentile(switchMs, 99)
 	for _, n := range byID {
 		res.GossipDelivered += n
 	}

@@ -181,7 +181,7 @@ func TestLiveAgainstSubstratetest(t *testing.T) {
 	mesh := substratetest.NewMesh(substratetest.MeshConfig{Secret: secret})
 	defer mesh.Close()
 	var targets []string
-	for i, id := range []string{"live-a", "live-b"} {
+	for i, id := range []string{"live-a", "live-b", "live-c"} {
 		s, err := mesh.Start(substratetest.Config{ID: id})
 		if err != nil {
 			t.Fatal(err)
@@ -205,6 +205,7 @@ func TestLiveAgainstSubstratetest(t *testing.T) {
 	}()
 	res, err := Live(context.Background(), LiveConfig{Targets: targets, Secret: secret, Enclave: substratetest.DefaultEnclave,
 		NodeID: "live-node", Cycle: 50 * time.Millisecond, MigrateEvery: 300 * time.Millisecond, Duration: 1500 * time.Millisecond,
+		PublishRate: 100,
 		Transport: Timings{OverlapGrace: Duration(30 * time.Millisecond), OverlapMin: Duration(100 * time.Millisecond),
 			OverlapMax: Duration(time.Second), HandshakeTimeout: Duration(time.Second), Heartbeat: Duration(100 * time.Millisecond)}})
 	stop.Store(true)
@@ -213,8 +214,14 @@ func TestLiveAgainstSubstratetest(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%+v", res)
-	if res.Migrations < 2 || res.DistinctIDs == 0 || res.GossipDelivered != res.DistinctIDs {
-		t.Fatalf("%+v: want a scheduled migration and gossip delivered once each", res)
+	if res.Migrations < 2 || res.Switches != res.Migrations || res.DistinctIDs == 0 || res.GossipDelivered != res.DistinctIDs {
+		t.Fatalf("%+v: want scheduled migrations, each a switch, and gossip delivered once each", res)
+	}
+	// The writes migsim made over the substrates' HTTP API, each on a
+	// substrate neither primary nor candidate, came back through the mesh.
+	if res.Owed == 0 || res.PublishErrors != 0 || res.Lost != 0 || res.DuplicatesDelivered != 0 {
+		t.Fatalf("published %d, owed %d, refused %d, lost %d, duplicated %d: want writes owed, none refused, lost or duplicated",
+			res.Published, res.Owed, res.PublishErrors, res.Lost, res.DuplicatesDelivered)
 	}
 }
 

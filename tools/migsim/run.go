@@ -128,9 +128,14 @@ func (r *recorder) transition(tr transport.Transition) {
 		r.joinedAt = tr.At
 	}
 	r.mu.Unlock()
-	r.add(Entry{At: tr.At.Sub(r.start), Kind: "transition", From: string(tr.Step.From), To: string(tr.Step.To),
+	r.add(transitionEntry(tr, r.start))
+}
+
+// transitionEntry is tr as a timeline entry, timed from start.
+func transitionEntry(tr transport.Transition, start time.Time) Entry {
+	return Entry{At: tr.At.Sub(start), Kind: "transition", From: string(tr.Step.From), To: string(tr.Step.To),
 		Event: string(tr.Step.Event), Path: string(tr.Step.Path), Primary: tr.Primary, Candidate: tr.Candidate,
-		Reason: tr.Reason})
+		Reason: tr.Reason}
 }
 
 func (r *recorder) deliver(g transport.Gossip) {

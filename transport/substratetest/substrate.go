@@ -22,8 +22,13 @@ import (
 	"github.com/repram/handover/transport/wire"
 )
 
-// Path is the WebSocket endpoint a substrate serves, as REPRAM does.
-const Path = "/v1/ws"
+const (
+	// Path is the WebSocket endpoint a substrate serves, as REPRAM does.
+	Path = "/v1/ws"
+	// DataPath is the prefix of REPRAM's write API: PUT DataPath+KEY with
+	// the value as the body and an X-TTL header (seconds).
+	DataPath = "/v1/data/"
+)
 
 // Config configures one substrate of a [Mesh].
 type Config struct {
@@ -143,6 +148,7 @@ func (m *Mesh) Start(cfg Config) (*Substrate, error) {
 	s.delay.Store(int64(cfg.Delay))
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, s.serveWS)
+	mux.HandleFunc("PUT "+DataPath+"{key}", s.servePut)
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -265,6 +271,36 @@ func (s *Substrate) sendTo(childID string, f outFrame) error {
 		return fmt.Errorf("substratetest: send to %q on substrate %q: %w", childID, s.cfg.ID, err)
 	}
 	return nil
+}
+
+// servePut is REPRAM's write API, PUT /v1/data/KEY with the value as the
+// body and its ttl in seconds in the X-TTL header: the write enters the
+// mesh as written on this substrate ([Mesh.PublishVia]), so it reaches the
+// other substrates' children but not this one's.
+func (s *Substrate) servePut(w http.ResponseWriter, r *http.Request) {
+	ttl := DefaultTTL
+	if h := r.Header.Get("X-TTL"); h != "" {
+		n, err := strconv.Atoi(h)
+		if err != nil || n <= 0 {
+			http.Error(w, "X-TTL must be a positive number of seconds", http.StatusBadRequest)
+			return
+		}
+		ttl = n
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, readLimit+1))
+	if err != nil {
+		http.Error(w, "reading the value: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(data) > readLimit {
+		http.Error(w, "value too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if _, err := s.mesh.PublishVia(s.cfg.ID, wire.Message{Key: r.PathValue("key"), Data: data, TTL: ttl}); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
 }
 
 // serveWS is the /v1/ws handler: it upgrades and then runs the connection

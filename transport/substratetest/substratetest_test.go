@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -161,6 +163,57 @@ func TestPublishViaSkipsOwnChildren(t *testing.T) {
 
 	if _, err := m.PublishVia("nope", wire.Message{}); !errors.Is(err, substratetest.ErrUnknownSubstrate) {
 		t.Fatalf("PublishVia unknown origin: %v", err)
+	}
+}
+
+func TestHTTPPut(t *testing.T) {
+	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
+	x := start(t, m, substratetest.Config{ID: "x"})
+	y := start(t, m, substratetest.Config{ID: "y"})
+	onX := attach(t, m, x, "onX", "default")
+	onY := attach(t, m, y, "onY", "default")
+	put := func(key, ttl string, body []byte) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPut, "http://"+x.Addr()+substratetest.DataPath+key, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ttl != "" {
+			req.Header.Set("X-TTL", ttl)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+
+	if code := put("k%2F1", "60", []byte("v")); code != http.StatusCreated {
+		t.Fatalf("PUT: status %d, want 201", code)
+	}
+	if got := onY.expectPut(); got.Key != "k/1" || string(got.Data) != "v" || got.TTL != 60 || got.From != "x" {
+		t.Fatalf("onY got %+v, want key k/1, data v, ttl 60, from x", got)
+	}
+	marker(t, x, "onX") // REPRAM: a write is not forwarded to the children of the substrate that took it
+	onX.expectMarker()
+
+	for _, tt := range []struct {
+		name, ttl string
+		body      []byte
+		want      int
+	}{
+		{"ttl not a number", "soon", nil, http.StatusBadRequest},
+		{"ttl zero", "0", nil, http.StatusBadRequest},
+		{"value over the read limit", "60", make([]byte, 1<<20+1), http.StatusRequestEntityTooLarge},
+	} {
+		if code := put("bad", tt.ttl, tt.body); code != tt.want {
+			t.Errorf("%s: status %d, want %d", tt.name, code, tt.want)
+		}
+	}
+	if m.Published() != 1 {
+		t.Fatalf("Published = %d, want 1: refused writes must not enter the mesh", m.Published())
 	}
 }
 
