@@ -9,12 +9,15 @@ import (
 	"github.com/repram/handover/fsm"
 	"github.com/repram/handover/policy"
 	"github.com/repram/handover/transport"
+	"github.com/repram/handover/transport/dedup"
 )
 
 // breakBeforeMake is the baseline: the same policy decides, but a migration
 // closes the node (its only link) and only then starts a fresh
 // transport.Node attached to the new substrate, as REPRAM does on goodbye
-// today. The gap between the two is real: nothing is faked in it.
+// today. The gap between the two is real: nothing is faked in it. When the
+// new substrate fails, the node keeps whatever its rejoin loop found, or
+// goes back to the old substrate.
 type breakBeforeMake struct {
 	cfg transport.Config
 	pol *policy.Evaluator
@@ -32,6 +35,12 @@ type breakBeforeMake struct {
 	migrations int
 	cancelled  int
 	forcedN    int
+
+	// One dedup window across the successive nodes, as a REPRAM node keeps
+	// its seen-set across reattachments.
+	seenMu    sync.Mutex
+	seen      *dedup.Set
+	dupAcross int
 }
 
 // passive is the inner nodes' policy: it never decides; the wrapper does.
@@ -48,7 +57,20 @@ func newBreakBeforeMake(cfg transport.Config, s policy.Strategy, r *run) (*break
 		return nil, err
 	}
 	cfg.Decider = passive{}
-	b := &breakBeforeMake{cfg: cfg, pol: pol, r: r, forced: make(chan string, 1), quit: make(chan struct{})}
+	b := &breakBeforeMake{cfg: cfg, pol: pol, r: r, forced: make(chan string, 1), quit: make(chan struct{}),
+		seen: dedup.New(dedup.Config{})}
+	deliver := cfg.Handler
+	b.cfg.Handler = func(g transport.Gossip) {
+		b.seenMu.Lock()
+		dup := b.seen.Seen(g.Message.MessageID, time.Now())
+		if dup {
+			b.dupAcross++
+		}
+		b.seenMu.Unlock()
+		if !dup {
+			deliver(g)
+		}
+	}
 	b.wg.Add(1)
 	go b.onGoodbye()
 	return b, nil
@@ -136,7 +158,8 @@ func (b *breakBeforeMake) switchTo(ctx context.Context, target string, event fsm
 	if err := b.node.Attach(ctx, to); err != nil {
 		return err
 	}
-	if b.waitAttached(target) {
+	got := b.waitAttached()
+	if got == target {
 		b.cur = target
 		b.migrations++
 		b.pol.Attached(target)
@@ -144,6 +167,13 @@ func (b *breakBeforeMake) switchTo(ctx context.Context, target string, event fsm
 	}
 	b.cancelled++
 	b.pol.MigrationFailed(target)
+	if got != "" {
+		// The node's rejoin loop found another substrate when the target
+		// refused: keep that link rather than break it again.
+		b.cur = got
+		b.pol.Attached(got)
+		return nil
+	}
 	back, ok := b.r.byID(old)
 	b.r.rec.add(Entry{Kind: "transition", From: string(fsm.Joining), Event: string(fsm.HandshakeTimeout), To: string(fsm.Joining),
 		Path: pathBreak + "_back", Primary: "", Candidate: old,
@@ -158,22 +188,22 @@ func (b *breakBeforeMake) switchTo(ctx context.Context, target string, event fsm
 		if err := b.node.Attach(ctx, back); err != nil {
 			return err
 		}
-		b.waitAttached(old)
+		b.waitAttached()
 	}
 	return nil
 }
 
-// waitAttached waits for the node to be attached to id, at most a
-// handshake timeout and a cycle.
-func (b *breakBeforeMake) waitAttached(id string) bool {
+// waitAttached waits, at most a handshake timeout and a cycle, for the node
+// to be attached, and returns to which substrate ("" for none).
+func (b *breakBeforeMake) waitAttached() string {
 	deadline := time.Now().Add(b.cfg.HandshakeTimeout + b.r.sc.Cycle.D())
 	for time.Now().Before(deadline) {
-		if st := b.node.Status(); st.State == fsm.Attached && st.Primary.ID == id {
-			return true
+		if st := b.node.Status(); st.State == fsm.Attached {
+			return st.Primary.ID
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return false
+	return ""
 }
 
 func (b *breakBeforeMake) observe(ctx context.Context, obs transport.Observation) error {
@@ -231,6 +261,9 @@ func (b *breakBeforeMake) stats() transport.Stats {
 	defer b.mu.Unlock()
 	st := b.acc
 	st.Migrations, st.Cancelled, st.Forced = b.migrations, b.cancelled, b.forcedN
+	b.seenMu.Lock()
+	st.DuplicatesDropped += b.dupAcross
+	b.seenMu.Unlock()
 	return st
 }
 
