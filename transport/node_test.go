@@ -53,3 +53,36 @@ func TestMigrationWithOverlapLosesNothing(t *testing.T) {
 		t.Error("no duplicate dropped: the links never overlapped")
 	}
 }
+
+// TestCooldownBlocksOneCycle: after a migration, a candidate that qualifies
+// in the two cycles that follow does not migrate (the first ends the
+// partial cycle of the switch, the second is the cooldown's full cycle);
+// two qualifying cycles after the cooldown do.
+func TestCooldownBlocksOneCycle(t *testing.T) {
+	h := newHarness(t, fastConfig())
+	a, b, c := h.start("sub-a", 0), h.start("sub-b", 0), h.start("sub-c", 0)
+	h.attach(a)
+	h.settle()
+	stop := h.publishing(2 * time.Millisecond)
+	h.observe(map[*substratetest.Substrate]time.Duration{b: 10 * time.Millisecond})
+	if d := h.observe(map[*substratetest.Substrate]time.Duration{b: 10 * time.Millisecond}); d.Event != fsm.CandidateBetter {
+		t.Fatalf("migration to sub-b: decided %q, want candidate_better", d.Event)
+	}
+	h.waitAttached("sub-b")
+
+	better := map[*substratetest.Substrate]time.Duration{c: 10 * time.Millisecond}
+	for i, want := range []fsm.Event{"", fsm.CooldownElapsed, "", fsm.CandidateBetter} {
+		if st := h.node.Status(); st.Primary.ID != "sub-b" {
+			t.Fatalf("cycle %d after the switch: primary %q, want sub-b", i+1, st.Primary.ID)
+		}
+		if d := h.observe(better); d.Event != want {
+			t.Fatalf("cycle %d after the switch: decided %q (%s), want %q", i+1, d.Event, d.Reason, want)
+		}
+	}
+	h.waitAttached("sub-c")
+	stop()
+	h.exactlyOnce()
+	if st := h.node.Status(); st.Stats.Migrations != 2 {
+		t.Errorf("stats %+v, want two completed migrations", st.Stats)
+	}
+}
