@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -60,14 +62,36 @@ func runCompare(ctx context.Context, sc *Scenario, f flags, out io.Writer) error
 		WriteComparison(out, res)
 	}
 	if f.svg != "" {
-		if err := writeSVGFile(f.svg, res[0]); err != nil {
-			return err
+		for i, r := range res {
+			name := comparisonSVG(f.svg, i)
+			if err := writeSVGFile(name, r); err != nil {
+				return err
+			}
+			if !f.json {
+				fmt.Fprintf(out, "plot of %s written to %s\n", comparisons[i].Label(), name)
+			}
 		}
 	}
 	if res[0].Summary.Failed() {
 		return errFailed
 	}
 	return nil
+}
+
+// comparisonSVG names the plot of comparison i: ours gets name itself, a
+// baseline name with its strategy or policy before the extension
+// (run.svg → run-break-before-make.svg, run-naive.svg).
+func comparisonSVG(name string, i int) string {
+	if i == 0 {
+		return name
+	}
+	o := comparisons[i]
+	tag := o.Strategy
+	if o.Strategy == comparisons[0].Strategy {
+		tag = string(o.Policy)
+	}
+	ext := filepath.Ext(name)
+	return strings.TrimSuffix(name, ext) + "-" + tag + ext
 }
 
 // WriteComparison prints one table of the runs.

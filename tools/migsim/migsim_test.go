@@ -225,6 +225,14 @@ func TestLiveAgainstSubstratetest(t *testing.T) {
 	}
 }
 
+func TestComparisonSVGNames(t *testing.T) {
+	for i, want := range []string{"out/run.svg", "out/run-break-before-make.svg", "out/run-naive.svg"} {
+		if got := comparisonSVG("out/run.svg", i); got != want {
+			t.Errorf("comparisonSVG(run.svg, %d) = %q, want %q", i, got, want)
+		}
+	}
+}
+
 func TestFailedAndDocs(t *testing.T) {
 	if (Summary{Lost: 1}).Failed() != true || (Summary{DuplicatesDelivered: 1}).Failed() != true || (Summary{}).Failed() {
 		t.Fatal("Failed must hold exactly when something was lost or duplicated")

@@ -47,11 +47,11 @@ type ScaleResult struct {
 	// welcome. A node whose welcome comes later than the leaving
 	// substrate's close (GoodbyeGap after the goodbye) misses what is
 	// published in between: the margin that decides whether anything is lost.
-	WelcomeMsP50        float64 `json:"welcome_ms_p50"`
-	WelcomeMsP99        float64 `json:"welcome_ms_p99"`
-	WelcomeMsMax        float64 `json:"welcome_ms_max"`
-	KiBPerNode          float64 `json:"kib_per_node"`        // heap and stacks per attached node, both ends
-	GoroutinesPerNode   float64 `json:"goroutines_per_node"` // both ends
+	WelcomeMsP50      float64 `json:"welcome_ms_p50"`
+	WelcomeMsP99      float64 `json:"welcome_ms_p99"`
+	WelcomeMsMax      float64 `json:"welcome_ms_max"`
+	KiBPerNode        float64 `json:"kib_per_node"`        // heap and stacks per attached node, both ends
+	GoroutinesPerNode float64 `json:"goroutines_per_node"` // both ends
 	// Causes counts the cancelled, continued-alone and detached
 	// transitions by event and reason.
 	Causes map[string]int `json:"causes,omitempty"`
