@@ -17,6 +17,8 @@
 //     child whose hello named exactly its enclave. A PUT made on one
 //     substrate ([Mesh.PublishVia], or a put frame a child sends, which is
 //     also acked) reaches the other substrates' children but not its own.
+//     REPRAM's write API is served too: PUT /v1/data/KEY ([DataPath]), with
+//     the value as the body and an X-TTL header (seconds), is such a write.
 //   - A second hello from the same node id on another connection replaces
 //     the first registration, and closing either connection unregisters the
 //     id (see [Substrate.Children]).
