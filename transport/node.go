@@ -81,9 +81,9 @@ type Node struct {
 	root context.Context
 	stop context.CancelFunc
 
-	events    chan linkEvent
+	events    chan *linkEvent
 	cmds      chan func()
-	out       chan Gossip
+	out       chan *Gossip // pointers: an idle node holds no buffer of messages
 	loopDone  chan struct{}
 	delivDone chan struct{}
 	wg        sync.WaitGroup // link goroutines
@@ -142,8 +142,8 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg: cfg, log: cfg.Logger.With().Str("node", cfg.Identity.NodeID).Logger(),
 		root: root, stop: stop,
-		events: make(chan linkEvent, 256), cmds: make(chan func()),
-		out: make(chan Gossip, cfg.DeliveryBuffer), loopDone: make(chan struct{}), delivDone: make(chan struct{}),
+		events: make(chan *linkEvent, 256), cmds: make(chan func()),
+		out: make(chan *Gossip, cfg.DeliveryBuffer), loopDone: make(chan struct{}), delivDone: make(chan struct{}),
 		m: fsm.New(), pol: pol, seen: dedup.New(cfg.Dedup), backoff: cfg.RejoinBackoff,
 	}
 	n.env = linkEnv{cfg: &n.cfg, hello: hello, dialOpt: dialOptions(&n.cfg), post: n.post,
@@ -154,10 +154,12 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// post hands a link event to the loop; false once the loop has exited.
+// post hands a link event to the loop; false once the loop has exited. The
+// queue holds pointers: a linkEvent is a few hundred bytes, and an idle node
+// should not carry a queue's worth of them.
 func (n *Node) post(ev linkEvent) bool {
 	select {
-	case n.events <- ev:
+	case n.events <- &ev:
 		return true
 	case <-n.loopDone:
 		return false
@@ -195,7 +197,7 @@ func (n *Node) loop() {
 	for !n.exiting {
 		select {
 		case ev := <-n.events:
-			n.onLink(ev)
+			n.onLink(*ev)
 		case f := <-n.cmds:
 			f()
 		}
@@ -208,7 +210,7 @@ func (n *Node) deliver() {
 	defer close(n.delivDone)
 	for g := range n.out {
 		if n.cfg.Handler != nil {
-			n.cfg.Handler(g)
+			n.cfg.Handler(*g)
 		}
 		<-n.env.credits
 	}
@@ -719,7 +721,7 @@ func (n *Node) onGossip(l *link, fromCandidate bool, ev linkEvent) {
 		<-n.env.credits
 	} else {
 		n.stats.Delivered++
-		n.out <- Gossip{Type: ev.typ, Message: ev.msg, Via: l.target.ID} // never blocks: credits bound it
+		n.out <- &Gossip{Type: ev.typ, Message: ev.msg, Via: l.target.ID} // never blocks: credits bound it
 	}
 	if fromCandidate {
 		n.checkCaughtUp()
