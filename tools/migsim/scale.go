@@ -7,7 +7,9 @@ import (
 	"io"
 	"maps"
 	"math"
+	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +20,9 @@ import (
 	"github.com/repram/handover/transport/substratetest"
 	"github.com/repram/handover/transport/wire"
 )
+
+// scaleGCPercent is the collector's target for -nodes runs (see runScale).
+const scaleGCPercent = 400
 
 // ScaleConfig configures a mass migration.
 type ScaleConfig struct {
@@ -319,11 +324,22 @@ func runScale(ctx context.Context, f flags, out io.Writer) error {
 	if !f.set["publish-rate"] {
 		rate = 20
 	}
+	// Both ends of every link share this process's heap, so the collector
+	// works for 2N WebSocket endpoints and N nodes at once, and its pauses
+	// and assists delay the handshakes the goodbye gap is racing. A real
+	// node runs alone in its process; collect less often here unless the
+	// user chose GOGC.
+	gc := "GOGC=" + os.Getenv("GOGC")
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(scaleGCPercent))
+		gc = fmt.Sprintf("GC percent %d (set GOGC to override)", scaleGCPercent)
+	}
 	if !f.json {
 		fmt.Fprintf(out, "migsim -nodes %d: %d transient nodes attach to substrate \"leaving\" (mesh of 3 substrates on loopback),\n"+
 			"a publisher sends %.0f msg/s into the mesh, then \"leaving\" shuts down: goodbye twice (%v apart) to all its children,\n"+
-			"naming stay-a and stay-b as alternatives. Every node must rehome make-before-break without losing a message.\n\n",
-			f.nodes, f.nodes, rate, f.goodbyeGap)
+			"naming stay-a and stay-b as alternatives. Every node must rehome make-before-break without losing a message.\n"+
+			"Both ends of every link run in this process: %s.\n\n",
+			f.nodes, f.nodes, rate, f.goodbyeGap, gc)
 	}
 	res, err := Scale(ctx, ScaleConfig{Nodes: f.nodes, PublishRate: rate, GoodbyeGap: f.goodbyeGap, Settle: time.Second})
 	if err != nil {
