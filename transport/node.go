@@ -83,7 +83,7 @@ type Node struct {
 
 	events    chan *linkEvent
 	cmds      chan func()
-	out       chan *Gossip // pointers: an idle node holds no buffer of messages
+	out       chan *Gossip // pointers: a full buffer's messages are allocated only when queued
 	loopDone  chan struct{}
 	delivDone chan struct{}
 	wg        sync.WaitGroup // link goroutines

@@ -54,11 +54,11 @@ func TestMigrationWithOverlapLosesNothing(t *testing.T) {
 	}
 }
 
-// TestCooldownBlocksOneCycle: after a migration, a candidate that qualifies
+// TestCooldownHoldsOffTheNextMigration: after a migration, a candidate that qualifies
 // in the two cycles that follow does not migrate (the first ends the
 // partial cycle of the switch, the second is the cooldown's full cycle);
 // two qualifying cycles after the cooldown do.
-func TestCooldownBlocksOneCycle(t *testing.T) {
+func TestCooldownHoldsOffTheNextMigration(t *testing.T) {
 	h := newHarness(t, fastConfig())
 	a, b, c := h.start("sub-a", 0), h.start("sub-b", 0), h.start("sub-c", 0)
 	h.attach(a)

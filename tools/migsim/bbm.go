@@ -60,6 +60,9 @@ func newBreakBeforeMake(cfg transport.Config, s policy.Strategy, r *run) (*break
 	b := &breakBeforeMake{cfg: cfg, pol: pol, r: r, forced: make(chan string, 1), quit: make(chan struct{}),
 		seen: dedup.New(dedup.Config{})}
 	deliver := cfg.Handler
+	if deliver == nil {
+		deliver = func(transport.Gossip) {}
+	}
 	b.cfg.Handler = func(g transport.Gossip) {
 		b.seenMu.Lock()
 		dup := b.seen.Seen(g.Message.MessageID, time.Now())
@@ -138,7 +141,8 @@ func (b *breakBeforeMake) stop(ctx context.Context) error {
 	return nil
 }
 
-// switchTo closes the old link, then attaches to target; if that fails it
+// switchTo closes the old link, then attaches to target. If that fails it
+// keeps the substrate the node's rejoin loop found meanwhile, if any, or
 // goes back to the old substrate the same way.
 func (b *breakBeforeMake) switchTo(ctx context.Context, target string, event fsm.Event, why string) error {
 	old := b.cur

@@ -272,9 +272,20 @@ func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
 				if st.Primary.ID == "" {
 					continue
 				}
+				// On a schedule the next target is known: skip it too, so a
+				// migration that starts while the write is in flight is
+				// never towards the substrate that took it.
+				next := ""
+				if cfg.MigrateEvery > 0 {
+					for i, t := range targets {
+						if t.id == st.Primary.ID {
+							next = targets[(i+1)%len(targets)].id
+						}
+					}
+				}
 				var via *liveTarget
 				for i := range targets {
-					if t := &targets[(seq+i)%len(targets)]; t.id != st.Primary.ID && t.id != st.Candidate.ID {
+					if t := &targets[(seq+i)%len(targets)]; t.id != st.Primary.ID && t.id != st.Candidate.ID && t.id != next {
 						via = t
 						break
 					}
@@ -342,10 +353,11 @@ loop:
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	st := node.Status().Stats
 	if err := closeNode(); err != nil {
 		return nil, err
 	}
+	// Read after Close, when every transition has reached entries too.
+	st := node.Status().Stats
 	mu.Lock()
 	defer mu.Unlock()
 	res := &LiveResult{Summary: Summary{Scenario: "live", Strategy: MakeBeforeBreak, Policy: string(policy.Hysteresis),

@@ -60,7 +60,7 @@ func main() {
 	fs.StringVar(&f.scenario, "scenario", "default", "scenario file, or a name in testdata/scenarios")
 	fs.StringVar(&f.strategy, "strategy", MakeBeforeBreak, "make-before-break or break-before-make")
 	fs.StringVar(&f.pol, "policy", string(policy.Hysteresis), "hysteresis or naive")
-	fs.StringVar(&f.svg, "svg", "", "write a plot of the run to this SVG file (with -compare, one a strategy: FILE, FILE-break-before-make.svg, FILE-naive.svg)")
+	fs.StringVar(&f.svg, "svg", "", "write a plot of the run to this SVG file (with -compare, one per strategy: run.svg, run-break-before-make.svg, run-naive.svg)")
 	fs.BoolVar(&f.json, "json", false, "print the summary as one JSON object instead of the report")
 	fs.BoolVar(&f.compare, "compare", false, "run ours, break-before-make and naive on the scenario; print one table")
 	fs.BoolVar(&f.verbose, "v", false, "log the transport's transitions to stderr")

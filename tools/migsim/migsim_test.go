@@ -174,9 +174,23 @@ func TestScaleMassMigration(t *testing.T) {
 	if res.Migrations+res.Accelerated+res.ContinuedAlone != 25 {
 		t.Errorf("%+v: want one switch per node", res)
 	}
-	if res.WelcomeMsP50 <= 0 || res.WelcomeMsP50 > res.WelcomeMsP99 || res.WelcomeMsP99 > res.WelcomeMsMax {
-		t.Errorf("welcome ms p50 %v p99 %v max %v: want every node's goodbye-to-welcome time, ordered",
-			res.WelcomeMsP50, res.WelcomeMsP99, res.WelcomeMsMax)
+	if res.WelcomeSamples != 25 || res.WelcomeMsP50 <= 0 {
+		t.Errorf("%d welcome times, p50 %v ms: want one per node", res.WelcomeSamples, res.WelcomeMsP50)
+	}
+}
+
+// TestScaleLeavingClosesMidOverlap: with a goodbye gap shorter than the
+// minimum overlap, the leaving substrate closes while the nodes overlap
+// or handshake, so they accelerate or continue alone; none may be left
+// behind or get a message twice. (Loss is possible here by design: a node
+// welcomed after the close misses what was published in between.)
+func TestScaleLeavingClosesMidOverlap(t *testing.T) {
+	res, err := Scale(context.Background(), ScaleConfig{Nodes: 10, PublishRate: 50, GoodbyeGap: 100 * time.Millisecond, Settle: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rehomed != 10 || res.DuplicatesDelivered != 0 || res.Accelerated+res.ContinuedAlone == 0 {
+		t.Fatalf("%+v: want all 10 rehomed, no duplicates, and the close to land mid-migration", res)
 	}
 }
 

@@ -48,10 +48,12 @@ type ScaleResult struct {
 	ContinuedAlone      int     `json:"continued_alone"`
 	Cancelled           int     `json:"cancelled"`
 	Detaches            int     `json:"detaches"`
-	// WelcomeMs* is, per node, from its goodbye to its new substrate's
-	// welcome. A node whose welcome comes later than the leaving
-	// substrate's close (GoodbyeGap after the goodbye) misses what is
+	// WelcomeMs* is, per node, from the node taking its first goodbye to
+	// its new substrate's welcome (WelcomeSamples nodes had both). A node
+	// welcomed after the leaving substrate closed (a little more than
+	// GoodbyeGap after it started sending goodbyes) misses what is
 	// published in between: the margin that decides whether anything is lost.
+	WelcomeSamples    int     `json:"welcome_samples"`
 	WelcomeMsP50      float64 `json:"welcome_ms_p50"`
 	WelcomeMsP99      float64 `json:"welcome_ms_p99"`
 	WelcomeMsMax      float64 `json:"welcome_ms_max"`
@@ -270,6 +272,7 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleResult, error) {
 		}
 		c.mu.Unlock()
 	}
+	res.WelcomeSamples = len(welcomeMs)
 	res.WelcomeMsP50, res.WelcomeMsP99 = percentile(welcomeMs, 50), percentile(welcomeMs, 99)
 	res.WelcomeMsMax = percentile(welcomeMs, 100)
 	causesMu.Lock()
@@ -365,7 +368,7 @@ func runScale(ctx context.Context, f flags, out io.Writer) error {
 			{"continued_alone", fmt.Sprint(res.ContinuedAlone), "old link closed before the new welcome"},
 			{"cancelled", fmt.Sprint(res.Cancelled), ""},
 			{"welcome_ms", fmt.Sprintf("p50 %.0f  p99 %.0f  max %.0f", res.WelcomeMsP50, res.WelcomeMsP99, res.WelcomeMsMax),
-				fmt.Sprintf("goodbye → new welcome, per node; the leaving substrate closes %v after its goodbye", f.goodbyeGap)},
+				fmt.Sprintf("goodbye taken → new welcome, per node; the leaving substrate closes just over %v after its first goodbye", f.goodbyeGap)},
 			{"kib_per_node", fmt.Sprint(res.KiBPerNode), "heap + stacks per attached node; this process hosts both ends of each WebSocket"},
 			{"goroutines_per_node", fmt.Sprint(res.GoroutinesPerNode), "both ends"},
 		}

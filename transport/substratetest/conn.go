@@ -14,8 +14,12 @@ import (
 	"github.com/repram/handover/transport/wire"
 )
 
-// readLimit is the largest frame a substrate reads from a child.
-const readLimit = 1 << 20
+const (
+	// readLimit is the largest frame a substrate reads from a child.
+	readLimit = 1 << 20
+	// idleQueueCap is the most frame slots a writer keeps between bursts.
+	idleQueueCap = 256
+)
 
 var errConnClosed = errors.New("connection closed")
 
@@ -41,7 +45,7 @@ type conn struct {
 	cancel context.CancelFunc
 
 	// The outgoing queue: a slice that grows with the backlog, bounded by
-	// the mesh's QueueSize, so an idle child costs no queue memory.
+	// the mesh's QueueSize, so an idle child holds little queue memory.
 	qmu     sync.Mutex
 	queue   []outFrame
 	pending int           // queued plus taken by the writer and not yet written
@@ -167,14 +171,18 @@ func (c *conn) writeLoop() {
 		batch, c.queue = c.queue, batch[:0]
 		c.qmu.Unlock()
 		for i, f := range batch {
-			if !c.write(f) {
+			ok := c.write(f)
+			batch[i] = outFrame{} // release the frame's bytes
+			c.qmu.Lock()
+			c.pending--
+			c.qmu.Unlock()
+			if !ok {
 				return
 			}
-			batch[i] = outFrame{} // release the frame's bytes
 		}
-		c.qmu.Lock()
-		c.pending -= len(batch)
-		c.qmu.Unlock()
+		if cap(batch) > idleQueueCap {
+			batch = nil // a past burst's array is not kept for good
+		}
 	}
 }
 

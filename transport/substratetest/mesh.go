@@ -69,8 +69,9 @@ type MeshConfig struct {
 	// Logger receives the substrates' logs. The zero value is silent.
 	Logger zerolog.Logger
 	// QueueSize bounds the frames waiting to be written to one connection
-	// (default [DefaultQueueSize]). The queue grows with the backlog, so a
-	// large bound costs nothing until a child falls behind.
+	// (default [DefaultQueueSize]). The queue grows with the backlog and
+	// shrinks after it, so a large bound costs little until a child falls
+	// behind.
 	QueueSize int
 	// WriteTimeout bounds each frame write (default [DefaultWriteTimeout]).
 	WriteTimeout time.Duration

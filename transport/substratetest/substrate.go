@@ -28,6 +28,9 @@ const (
 	// DataPath is the prefix of REPRAM's write API: PUT DataPath+KEY with
 	// the value as the body and an X-TTL header (seconds).
 	DataPath = "/v1/data/"
+	// MaxValue is the largest value the write API takes: forwarded as
+	// base64 in a put frame, it still fits a 1 MiB read limit.
+	MaxValue = 768 << 10
 )
 
 // Config configures one substrate of a [Mesh].
@@ -287,12 +290,12 @@ func (s *Substrate) servePut(w http.ResponseWriter, r *http.Request) {
 		}
 		ttl = n
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, readLimit+1))
+	data, err := io.ReadAll(io.LimitReader(r.Body, MaxValue+1))
 	if err != nil {
 		http.Error(w, "reading the value: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if len(data) > readLimit {
+	if len(data) > MaxValue {
 		http.Error(w, "value too large", http.StatusRequestEntityTooLarge)
 		return
 	}

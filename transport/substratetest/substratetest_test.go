@@ -196,7 +196,11 @@ func TestHTTPPut(t *testing.T) {
 	if got := onY.expectPut(); got.Key != "k/1" || string(got.Data) != "v" || got.TTL != 60 || got.From != "x" {
 		t.Fatalf("onY got %+v, want key k/1, data v, ttl 60, from x", got)
 	}
-	marker(t, x, "onX") // REPRAM: a write is not forwarded to the children of the substrate that took it
+	// REPRAM: a write is not forwarded to the children of the substrate
+	// that took it. Once x has fanned out everything (Pending 0), a marker
+	// queued behind it is the next frame onX sees.
+	eventually(t, "x handled the write", func() bool { return x.Pending() == 0 })
+	marker(t, x, "onX")
 	onX.expectMarker()
 
 	for _, tt := range []struct {
@@ -206,7 +210,7 @@ func TestHTTPPut(t *testing.T) {
 	}{
 		{"ttl not a number", "soon", nil, http.StatusBadRequest},
 		{"ttl zero", "0", nil, http.StatusBadRequest},
-		{"value over the read limit", "60", make([]byte, 1<<20+1), http.StatusRequestEntityTooLarge},
+		{"value over MaxValue", "60", make([]byte, substratetest.MaxValue+1), http.StatusRequestEntityTooLarge},
 	} {
 		if code := put("bad", tt.ttl, tt.body); code != tt.want {
 			t.Errorf("%s: status %d, want %d", tt.name, code, tt.want)
