@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/repram/handover/fsm"
@@ -27,8 +28,13 @@ type breakBeforeMake struct {
 	quit   chan struct{}
 	wg     sync.WaitGroup
 
+	// Read without mu, so the cycle loop never waits for a switch.
+	live atomic.Pointer[transport.Node] // the current node, nil between two
+	busy atomic.Bool                    // a policy switch is under way
+
 	mu         sync.Mutex // serializes switches and observations
 	node       *transport.Node
+	failed     error         // a switch that could not run: ends the run at the next cycle
 	fwd        chan struct{} // closed when node's transitions are all recorded
 	cur        string        // the substrate the policy believes we are on
 	acc        transport.Stats
@@ -104,6 +110,7 @@ func (b *breakBeforeMake) start() error {
 		}
 	}()
 	b.node, b.fwd = n, fwd
+	b.live.Store(n)
 	return nil
 }
 
@@ -123,6 +130,7 @@ func (b *breakBeforeMake) stop(ctx context.Context) error {
 	if b.node == nil {
 		return nil
 	}
+	b.live.Store(nil)
 	err := b.node.Close(ctx)
 	if err != nil {
 		return err
@@ -210,9 +218,18 @@ func (b *breakBeforeMake) waitAttached() string {
 	return ""
 }
 
+// observe evaluates one cycle; a switch it decides runs on its own
+// goroutine, as ours runs on the node's loop, so cycles keep their times.
+// While it runs, cycles observe nothing: the break is the decision.
 func (b *breakBeforeMake) observe(ctx context.Context, obs transport.Observation) error {
+	if b.busy.Load() {
+		return nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err := b.failed; err != nil {
+		return err
+	}
 	if p := b.node.Status().Primary.ID; p != "" && p != b.cur {
 		b.cur = p // the node rejoined elsewhere on its own
 		b.pol.Attached(p)
@@ -228,7 +245,20 @@ func (b *breakBeforeMake) observe(ctx context.Context, obs transport.Observation
 	if d.Event != fsm.CandidateBetter {
 		return nil
 	}
-	return b.switchTo(ctx, d.Candidate.ID, fsm.CandidateBetter, "policy: "+d.Reason)
+	from := b.cur
+	b.busy.Store(true)
+	b.wg.Go(func() {
+		defer b.busy.Store(false)
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.cur != from || b.node == nil {
+			return // a goodbye moved the node meanwhile, or it is closing
+		}
+		if err := b.switchTo(ctx, d.Candidate.ID, fsm.CandidateBetter, "policy: "+d.Reason); err != nil {
+			b.failed = err
+		}
+	})
+	return nil
 }
 
 // onGoodbye breaks on the primary's goodbye: close, then dial the
@@ -255,9 +285,10 @@ func (b *breakBeforeMake) onGoodbye() {
 }
 
 func (b *breakBeforeMake) primary() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.node.Status().Primary.ID
+	if n := b.live.Load(); n != nil {
+		return n.Status().Primary.ID
+	}
+	return ""
 }
 
 func (b *breakBeforeMake) stats() transport.Stats {
