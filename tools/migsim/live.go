@@ -280,6 +280,7 @@ func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
 					for i, t := range targets {
 						if t.id == st.Primary.ID {
 							next = targets[(i+1)%len(targets)].id
+							break
 						}
 					}
 				}

@@ -144,12 +144,28 @@ func TestPublishSameEnclaveOnly(t *testing.T) {
 	}
 }
 
-func TestPublishViaSkipsOwnChildren(t *testing.T) {
-	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
-	x := start(t, m, substratetest.Config{ID: "x"})
+// writesOnX is a mesh of substrates x and y with one child each, onX and
+// onY, for writes made directly on x.
+func writesOnX(t *testing.T) (m *substratetest.Mesh, x *substratetest.Substrate, onX, onY *client) {
+	t.Helper()
+	m = newMesh(t, substratetest.MeshConfig{Secret: secret})
+	x = start(t, m, substratetest.Config{ID: "x"})
 	y := start(t, m, substratetest.Config{ID: "y"})
-	onX := attach(t, m, x, "onX", "default")
-	onY := attach(t, m, y, "onY", "default")
+	return m, x, attach(t, m, x, "onX", "default"), attach(t, m, y, "onY", "default")
+}
+
+// expectNotForwardedToOwnChild checks REPRAM's rule that a write made on x
+// is not forwarded to x's own children: once x has fanned out everything
+// (Pending 0), a marker queued behind it is the next frame onX sees.
+func expectNotForwardedToOwnChild(t *testing.T, x *substratetest.Substrate, onX *client) {
+	t.Helper()
+	eventually(t, "x handled the write", func() bool { return x.Pending() == 0 })
+	marker(t, x, "onX")
+	onX.expectMarker()
+}
+
+func TestPublishViaSkipsOwnChildren(t *testing.T) {
+	m, x, onX, onY := writesOnX(t)
 
 	msg, err := m.PublishVia("x", wire.Message{})
 	if err != nil {
@@ -158,8 +174,7 @@ func TestPublishViaSkipsOwnChildren(t *testing.T) {
 	if got := onY.expectPut(); got.MessageID != msg.MessageID || got.From != "x" {
 		t.Fatalf("onY got %+v, want %s from x", got, msg.MessageID)
 	}
-	marker(t, x, "onX")
-	onX.expectMarker()
+	expectNotForwardedToOwnChild(t, x, onX)
 
 	if _, err := m.PublishVia("nope", wire.Message{}); !errors.Is(err, substratetest.ErrUnknownSubstrate) {
 		t.Fatalf("PublishVia unknown origin: %v", err)
@@ -167,11 +182,7 @@ func TestPublishViaSkipsOwnChildren(t *testing.T) {
 }
 
 func TestHTTPPut(t *testing.T) {
-	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
-	x := start(t, m, substratetest.Config{ID: "x"})
-	y := start(t, m, substratetest.Config{ID: "y"})
-	onX := attach(t, m, x, "onX", "default")
-	onY := attach(t, m, y, "onY", "default")
+	m, x, onX, onY := writesOnX(t)
 	put := func(key, ttl string, body []byte) int {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodPut, "http://"+x.Addr()+substratetest.DataPath+key, bytes.NewReader(body))
@@ -196,12 +207,7 @@ func TestHTTPPut(t *testing.T) {
 	if got := onY.expectPut(); got.Key != "k/1" || string(got.Data) != "v" || got.TTL != 60 || got.From != "x" {
 		t.Fatalf("onY got %+v, want key k/1, data v, ttl 60, from x", got)
 	}
-	// REPRAM: a write is not forwarded to the children of the substrate
-	// that took it. Once x has fanned out everything (Pending 0), a marker
-	// queued behind it is the next frame onX sees.
-	eventually(t, "x handled the write", func() bool { return x.Pending() == 0 })
-	marker(t, x, "onX")
-	onX.expectMarker()
+	expectNotForwardedToOwnChild(t, x, onX)
 
 	for _, tt := range []struct {
 		name, ttl string
