@@ -303,20 +303,44 @@ func (s *Sim) toNodeArrived(e event) {
 	}
 }
 
-// observe gives n one evaluation cycle: the round trip of every substrate
-// its engine knows, 0 for one that would not answer a probe.
+// observe gives n its periodic evaluation cycle over every substrate its
+// engine knows.
 func (s *Sim) observe(n *node) {
 	if n.closed {
 		return
 	}
 	s.push(event{at: s.now + n.observeEvery, kind: evObserve, node: n.idx})
+	s.observeNow(n, nil)
+}
+
+// Observe gives node id one evaluation cycle now, as its embedder would:
+// the round trips of the substrates named (every substrate its engine
+// knows when none is named), 0 for one that would not answer a probe.
+func (s *Sim) Observe(id NodeID, subs ...string) {
+	var ss []engine.Substrate
+	for _, name := range subs {
+		ss = append(ss, s.mustSub(name).substrate())
+	}
+	if ss == nil {
+		ss = []engine.Substrate{}
+	}
+	s.observeNow(s.nodes[id], ss)
+}
+
+func (s *Sim) observeNow(n *node, subs []engine.Substrate) {
+	if n.closed {
+		return
+	}
+	if len(subs) == 0 {
+		subs = n.eng.Known()
+	}
 	var obs engine.Observe
 	if _, cur, ok := n.eng.Primary(); ok {
 		if sub := s.byURL[cur.URL]; sub != nil && !sub.dead && !sub.hung {
 			obs.CurrentLatency = time.Duration(s.rttTo(n, sub))
 		}
 	}
-	for _, k := range n.eng.Known() {
+	for _, k := range subs {
 		c := engine.Candidate{Substrate: k}
 		if sub := s.byURL[k.URL]; sub != nil && !sub.dead && !sub.hung && !sub.refuse {
 			c.Latency = time.Duration(s.rttTo(n, sub))

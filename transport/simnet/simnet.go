@@ -84,6 +84,10 @@ type SubstrateConfig struct {
 	// only the publishes whose origin is itself or one of Peers, and names
 	// only Peers in goodbyes and welcomes. Nil: every substrate is a peer.
 	Peers []string
+	// Hidden substrates are never named to transient nodes (in a welcome's
+	// topology or a goodbye's alternatives): a writers' substrate, say.
+	// Their publishes reach the mesh as any other's.
+	Hidden bool
 }
 
 // NodeID identifies a node of a [Sim]: its index in the order of AddNode.
@@ -93,7 +97,8 @@ type NodeID int
 type NodeConfig struct {
 	// Engine configures the node's engine. An empty NodeID becomes "n<index>".
 	Engine engine.Config
-	// Attach is the id of the substrate the node attaches to first.
+	// Attach is the id of the substrate the node attaches to first; empty:
+	// the node waits for Sim.Attach.
 	Attach string
 	// At is when it attaches.
 	At time.Duration
@@ -226,7 +231,7 @@ func (s *Sim) MustAddSubstrate(c SubstrateConfig) {
 // substrate is unknown or the engine config is invalid.
 func (s *Sim) AddNode(c NodeConfig) (NodeID, error) {
 	sub := s.byID[c.Attach]
-	if sub == nil {
+	if sub == nil && c.Attach != "" {
 		return 0, fmt.Errorf("simnet: node attaches to unknown substrate %q: add it first", c.Attach)
 	}
 	id := NodeID(len(s.nodes))
@@ -244,12 +249,19 @@ func (s *Sim) AddNode(c NodeConfig) (NodeID, error) {
 	n := &node{idx: int32(id), id: ec.NodeID, enclave: ec.Enclave, eng: eng, tickAt: -1,
 		observeEvery: int64(c.ObserveEvery), noLinkSince: -1, goodbyeAt: -1, switchFrom: -1}
 	s.nodes = append(s.nodes, n)
-	target := sub
-	s.At(c.At, func() { s.step(n, engine.Attach{Substrate: target.substrate()}) })
+	if sub != nil {
+		s.At(c.At, func() { s.Attach(id, sub.cfg.ID) })
+	}
 	if c.ObserveEvery > 0 {
 		s.push(event{at: int64(c.At + c.ObserveEvery), kind: evObserve, node: n.idx})
 	}
 	return id, nil
+}
+
+// Attach has node id attach to substrate sub now (the embedder's Attach).
+// The engine refusing it (the node is not detached) fails the run.
+func (s *Sim) Attach(id NodeID, sub string) {
+	s.step(s.nodes[id], engine.Attach{Substrate: s.mustSub(sub).substrate()})
 }
 
 // Node returns the engine of node id, for inspection between runs. Do not
@@ -362,7 +374,7 @@ func (s *Sim) dispatch(e event) {
 	case evConnect:
 		s.connect(e.lk)
 	case evHello:
-		e.lk.sub.hello(s, e.lk)
+		e.lk.sub.hello(s, e.lk, e.aux == 1)
 	case evToNode:
 		s.toNodeArrived(e)
 	case evPong, evPingLost:

@@ -21,12 +21,14 @@ type substrate struct {
 	url string
 	rtt int64
 
-	dead      bool // killed, or shut down: dials are refused
-	hung      bool // SIGSTOPped: nothing is processed until resumed
-	leaving   bool // between the first goodbye and the close
-	noForward bool // welcomes but forwards nothing
-	refuse    bool // refuses connections
-	badFrames bool // every frame it sends fails to decode
+	dead      bool  // killed, or shut down: dials are refused
+	hung      bool  // SIGSTOPped: nothing is processed until resumed
+	leaving   bool  // between the first goodbye and the close
+	noForward bool  // welcomes but forwards nothing
+	refuse    bool  // refuses connections
+	badFrames bool  // every frame it sends fails to decode
+	full      bool  // answers every hello "at capacity"
+	slowHello int64 // how long it takes to answer a hello
 
 	conns    []*simLink // open connections, registered or not
 	children int        // registered ones
@@ -72,13 +74,13 @@ func (sub *substrate) peerList(s *Sim) []*substrate {
 	sub.peers = sub.peers[:0]
 	if sub.cfg.Peers == nil {
 		for _, o := range s.subs {
-			if o != sub {
+			if o != sub && !o.cfg.Hidden {
 				sub.peers = append(sub.peers, o)
 			}
 		}
 	} else {
 		for _, id := range sub.cfg.Peers {
-			if o := s.byID[id]; o != nil && o != sub {
+			if o := s.byID[id]; o != nil && o != sub && !o.cfg.Hidden {
 				sub.peers = append(sub.peers, o)
 			}
 		}
@@ -179,14 +181,17 @@ func (sub *substrate) arrive(s *Sim, msg int32) {
 	}
 	for _, lk := range sub.conns {
 		if lk.forwarded {
-			lk.node.owe(msg)
+			if !sub.badFrames { // a corrupt frame owes nothing
+				lk.node.owe(msg)
+			}
 			s.send(lk, frGossip, msg, 0)
 		}
 	}
 }
 
 // hello handles lk's hello reaching the substrate.
-func (sub *substrate) hello(s *Sim, lk *simLink) {
+// delayed is set when a slow substrate already held it.
+func (sub *substrate) hello(s *Sim, lk *simLink, delayed bool) {
 	switch {
 	case lk.closed || !lk.connected:
 		return // closed by either side meanwhile
@@ -197,7 +202,10 @@ func (sub *substrate) hello(s *Sim, lk *simLink) {
 		s.goodbye(lk, "shutting down")
 		s.closeLink(lk)
 		return
-	case sub.cfg.MaxChildren > 0 && sub.children >= sub.cfg.MaxChildren:
+	case sub.slowHello > 0 && !delayed:
+		s.push(event{at: s.now + sub.slowHello, kind: evHello, lk: lk, aux: 1})
+		return
+	case sub.full || sub.cfg.MaxChildren > 0 && sub.children >= sub.cfg.MaxChildren:
 		sub.refusals++
 		s.refusals++
 		s.goodbye(lk, "at capacity")
@@ -311,7 +319,7 @@ func (s *Sim) Resume(id string) {
 				s.push(event{at: s.now + s.rttTo(p.lk.node, sub)/2, kind: evConnect, lk: p.lk})
 			}
 		case evHello:
-			sub.hello(s, p.lk)
+			sub.hello(s, p.lk, false)
 		case evPong:
 			if !p.lk.closed {
 				s.push(event{at: s.now + s.rttTo(p.lk.node, sub)/2, kind: evPong, aux: p.ping, gen: p.gen})
@@ -332,6 +340,14 @@ func (s *Sim) SetMaxChildren(id string, n int) { s.mustSub(id).cfg.MaxChildren =
 // SetBadFrames makes every frame substrate id sends fail to decode at the
 // node (a corrupt or forged stream), or stops it.
 func (s *Sim) SetBadFrames(id string, on bool) { s.mustSub(id).badFrames = on }
+
+// SetFull makes substrate id answer every hello with goodbye "at
+// capacity" (or stops it), whatever its MaxChildren.
+func (s *Sim) SetFull(id string, on bool) { s.mustSub(id).full = on }
+
+// SetSlowHello makes substrate id take d to answer a hello (a loaded
+// substrate); 0 answers at once.
+func (s *Sim) SetSlowHello(id string, d time.Duration) { s.mustSub(id).slowHello = int64(d) }
 
 // SetRTT changes the round trip between nodes and substrate id; frames
 // already in flight keep their time.
