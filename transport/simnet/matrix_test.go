@@ -50,12 +50,31 @@ type mfault struct {
 	// link once the state is entered.
 	arm    func(l *lab, target string)
 	inject func(l *lab, target string)
-	// events are what the engine fires, in order, raceArmed telling
-	// whether the candidate was dialled by a race (attempt delay armed).
-	events func(raceArmed bool) []fsm.Event
+	// events are what the engine fires, in order.
+	events func(faultCtx) []fsm.Event
 }
 
-func one(e fsm.Event) func(bool) []fsm.Event { return func(bool) []fsm.Event { return []fsm.Event{e} } }
+// faultCtx is what decides the events a fault makes the engine fire.
+type faultCtx struct {
+	race    bool // the candidate was dialled by a race: its attempt delay is armed
+	pending bool // a candidate awaits its welcome
+}
+
+func one(e fsm.Event) func(faultCtx) []fsm.Event {
+	return func(faultCtx) []fsm.Event { return []fsm.Event{e} }
+}
+
+// leavingPrimary is the events of a primary that goes (goodbye, silence)
+// without closing at once: first, then, while a candidate awaits its
+// welcome, the attempt delay a refilled queue re-arms, then old_died.
+func leavingPrimary(first fsm.Event) func(faultCtx) []fsm.Event {
+	return func(c faultCtx) []fsm.Event {
+		if c.pending {
+			return []fsm.Event{first, fsm.AttemptDelay, fsm.OldDied}
+		}
+		return []fsm.Event{first, fsm.OldDied}
+	}
+}
 
 func matrixFaults() []mfault {
 	return []mfault{
@@ -66,8 +85,8 @@ func matrixFaults() []mfault {
 			l.At(l.Now()+1500*time.Microsecond, func() { l.Kill(t) }) // connected, before the welcome
 		}, events: one(fsm.NewFailed)},
 		{name: "hung before the welcome", on: roleCandidate, arm: func(l *lab, t string) { l.Hang(t) }, slow: true,
-			events: func(race bool) []fsm.Event {
-				if race {
+			events: func(c faultCtx) []fsm.Event {
+				if c.race {
 					return []fsm.Event{fsm.AttemptDelay, fsm.HandshakeTimeout}
 				}
 				return []fsm.Event{fsm.HandshakeTimeout}
@@ -79,9 +98,9 @@ func matrixFaults() []mfault {
 			inject: func(l *lab, t string) { l.SetNoForward(t, true) }, events: one(fsm.OverlapExpired)},
 		{name: "old killed", on: rolePrimary, inject: func(l *lab, t string) { l.Kill(t) }, events: one(fsm.OldDied)},
 		{name: "old says goodbye", on: rolePrimary, inject: func(l *lab, t string) { l.Shutdown(t) },
-			events: func(bool) []fsm.Event { return []fsm.Event{fsm.Goodbye, fsm.OldDied} }},
+			events: leavingPrimary(fsm.Goodbye)},
 		{name: "old hung", on: rolePrimary, slow: true, inject: func(l *lab, t string) { l.Hang(t) },
-			events: func(bool) []fsm.Event { return []fsm.Event{fsm.OldSuspected, fsm.OldDied} }},
+			events: leavingPrimary(fsm.OldSuspected)},
 	}
 }
 
@@ -175,7 +194,7 @@ func matrixCells(t *testing.T) []mcell {
 					forced(path) && (f.slow || f.name == "old says goodbye"):
 					continue
 				}
-				for _, e := range f.events(true) {
+				for _, e := range f.events(faultCtx{race: true, pending: true}) {
 					if _, ok := chart.Cell(s, e); !ok {
 						t.Errorf("(%s, %s) is undecided in the declaration", s, e)
 					}
@@ -194,7 +213,7 @@ func TestFaultMatrixIsDecided(t *testing.T) {
 	chart := fsm.Declaration()
 	produced := map[fsm.Event]bool{}
 	for _, f := range matrixFaults() {
-		for _, e := range f.events(true) {
+		for _, e := range f.events(faultCtx{race: true, pending: true}) {
 			produced[e] = true
 		}
 	}
@@ -366,7 +385,8 @@ func runCell(t *testing.T, c mcell) {
 	moving := forced(c.path)
 	var want *fsm.Transition
 	var ignored []fsm.Event
-	for _, e := range c.fault.events(raceArmed) {
+	pending := len(cands) > 0 && (c.state == fsm.Joining || c.state == fsm.Handshaking)
+	for _, e := range c.fault.events(faultCtx{race: raceArmed, pending: pending}) {
 		cell, _ := chart.Cell(c.state, e)
 		about := e == fsm.NewFailed || e == fsm.HandshakeTimeout || e == fsm.OverlapExpired
 		if e == fsm.Goodbye || e == fsm.OldSuspected || e == fsm.OldDied {

@@ -37,6 +37,7 @@ type node struct {
 	noLink       int64 // accumulated time without one, after the first welcome
 
 	owed, got      bitset
+	droppedHealthy bitset // frames dropped because the node closed a healthy link
 	nOwed, nGot    int
 	dup            int
 	transitions    int
@@ -108,6 +109,55 @@ func (s *Sim) closeLocal(lk *simLink) {
 			n.noLinkSince = s.now
 		}
 	}
+	s.release(lk)
+}
+
+// newLink makes a link in a free slot.
+func (s *Sim) newLink(n *node, id engine.LinkID) *simLink {
+	lk := &simLink{node: n, id: id, lastArrival: s.now}
+	if k := len(s.freeLinks); k > 0 {
+		lk.slot = s.freeLinks[k-1]
+		s.freeLinks = s.freeLinks[:k-1]
+		s.linkGen[lk.slot]++
+	} else {
+		lk.slot = int32(len(s.linkTab))
+		s.linkTab = append(s.linkTab, nil)
+		s.linkGen = append(s.linkGen, 0)
+	}
+	lk.gen = s.linkGen[lk.slot]
+	s.linkTab[lk.slot] = lk
+	return lk
+}
+
+// release frees lk's slot once both sides closed it and the last frame
+// sent on it arrived (to be counted if it was dropped): no event can
+// matter to it any more, and those still queued are recognised as stale.
+func (s *Sim) release(lk *simLink) {
+	switch {
+	case !lk.closed || lk.connected || s.linkTab[lk.slot] != lk:
+	case s.now < lk.lastArrival:
+		if !lk.releasing {
+			lk.releasing = true
+			s.pushLink(event{at: lk.lastArrival, kind: evRelease}, lk)
+		}
+	default:
+		s.linkTab[lk.slot] = nil
+		s.freeLinks = append(s.freeLinks, lk.slot)
+	}
+}
+
+// pushLink schedules an event about lk.
+func (s *Sim) pushLink(e event, lk *simLink) {
+	e.link, e.gen = lk.slot, lk.gen
+	s.push(e)
+}
+
+// linkOf returns the link an event is about, nil when it is gone.
+func (s *Sim) linkOf(e event) *simLink {
+	if lk := s.linkTab[e.link]; lk != nil && lk.gen == e.gen {
+		return lk
+	}
+	return nil
 }
 
 // step feeds one input to n's engine, carries out the effects and checks
@@ -143,21 +193,21 @@ func (s *Sim) step(n *node, in engine.Input) {
 func (s *Sim) effect(n *node, f engine.Effect) {
 	switch f := f.(type) {
 	case engine.Dial:
-		lk := &simLink{node: n, id: f.Link, lastArrival: s.now}
+		lk := s.newLink(n, f.Link)
 		n.links = append(n.links, lk)
 		sub := s.byURL[f.Target.URL]
 		if sub == nil {
-			s.push(event{at: s.now, kind: evToNode, frame: frClosed, lk: lk, aux: -1})
+			s.pushLink(event{at: s.now, kind: evToNode, frame: frClosed, aux: -1}, lk)
 			return
 		}
 		lk.sub = sub
-		s.push(event{at: s.now + s.rttTo(n, sub), kind: evConnect, lk: lk})
+		s.pushLink(event{at: s.now + s.rttTo(n, sub), kind: evConnect}, lk)
 	case engine.SendHello:
 		lk := n.link(f.Link)
 		switch {
 		case lk == nil || lk.sub == nil:
 		case lk.connected:
-			s.push(event{at: s.now + s.rttTo(n, lk.sub)/2, kind: evHello, lk: lk})
+			s.pushLink(event{at: s.now + s.rttTo(n, lk.sub)/2, kind: evHello}, lk)
 		default:
 			lk.helloWanted = true
 		}
@@ -179,9 +229,15 @@ func (s *Sim) effect(n *node, f engine.Effect) {
 		}
 	case engine.CloseLink:
 		if lk := n.link(f.Link); lk != nil {
+			lk.closedHealthy = lk.registered && lk.sub.healthy()
+			for _, o := range n.links {
+				if o != lk && o.welcomed && !o.sub.healthy() {
+					lk.closedHealthy = false // what it still forwards may be missing from a failing link
+				}
+			}
 			s.closeLocal(lk)
 			if lk.sub != nil {
-				lk.sub.drop(lk)
+				s.drop(lk)
 			}
 		}
 	case engine.Deliver:
@@ -259,9 +315,11 @@ func (s *Sim) pingDone(e event) {
 }
 
 // toNodeArrived hands a frame that reached its node to the engine.
-func (s *Sim) toNodeArrived(e event) {
-	lk := e.lk
+func (s *Sim) toNodeArrived(lk *simLink, e event) {
 	if lk.closed {
+		if e.frame == frGossip && lk.closedHealthy {
+			lk.node.droppedHealthy.set(e.msg)
+		}
 		return
 	}
 	n := lk.node

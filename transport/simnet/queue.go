@@ -17,6 +17,7 @@ const (
 	evTick                    // the node's engine deadline
 	evObserve                 // the node's evaluation cycle
 	evShutdownEnd             // the second goodbye and the close of a graceful shutdown
+	evRelease                 // the last frame sent on a closed link has arrived: free its slot
 )
 
 // frame is what a substrate sends a node.
@@ -30,19 +31,20 @@ const (
 	frBad           // a frame the node's decoder rejects
 )
 
-// event is one entry of the queue. It is a value: the queue holds no
-// pointers but the link's, so a publish costs no allocation per recipient.
+// event is one entry of the queue. It is a value without pointers: a
+// publish costs no allocation per recipient and the queue costs the
+// garbage collector nothing. A link is named by its slot and generation.
 type event struct {
 	at    int64  // virtual nanoseconds since the start
 	seq   uint64 // ties at the same instant run in scheduling order
 	kind  kind
 	frame frame
-	gen   uint32
+	gen   uint32 // of the link, or of the ping (evPong, evPingLost)
 	sub   int32
 	node  int32
 	msg   int32
 	aux   int32
-	lk    *simLink
+	link  int32 // index in Sim.linkTab, valid while its generation is gen
 }
 
 // queue is a binary min-heap of events by (at, seq).
@@ -102,6 +104,8 @@ type simLink struct {
 	node *node
 	id   engine.LinkID
 	sub  *substrate
+	slot int32  // in Sim.linkTab
+	gen  uint32 // the slot's generation when it was made
 
 	helloWanted bool // SendHello came before the connection existed
 	connected   bool // the substrate holds the connection (index connIdx in sub.conns)
@@ -109,6 +113,10 @@ type simLink struct {
 	forwarded   bool // a registered child the substrate forwards to (same enclave)
 	welcomed    bool // the node received the welcome
 	closed      bool // closed on the node's side: nothing reaches the engine any more
-	connIdx     int
-	lastArrival int64 // frames reach the node in the order they were sent
+	// closedHealthy: the node closed it while its substrate, and that of
+	// every other welcomed link the node kept, was healthy.
+	closedHealthy bool
+	releasing     bool // an evRelease is queued
+	connIdx       int
+	lastArrival   int64 // frames reach the node in the order they were sent
 }

@@ -23,12 +23,12 @@ const (
 
 // fourPlusWriter is the setup: four substrates a node can use, a
 // (the primary, the nearest) then b, c, d in order of round trip, and w
-// where the writes are made, in another enclave so no node picks it.
+// where the writes are made, hidden from the nodes.
 func fourPlusWriter(t *testing.T, seed uint64) *lab {
 	ms := time.Millisecond
 	l := newLab(t, seed,
 		sub("a", 2*ms, 3*ms), sub("b", 2400*time.Microsecond, 4*ms), sub("c", 4*ms, 5*ms), sub("d", 6*ms, 6*ms),
-		SubstrateConfig{ID: "w", Enclave: "writers", RTT: 2 * ms})
+		SubstrateConfig{ID: "w", Enclave: "writers", RTT: 2 * ms, Hidden: true})
 	l.PublishRate("w", pubRate, time.Second, stopPub)
 	return l
 }
@@ -205,5 +205,37 @@ func TestScheduledMigrations(t *testing.T) {
 		Percentile(r.Switch, 90) >= 300*time.Millisecond {
 		l.dump()
 		t.Fatalf("%v: want ≥ %d switches, p50 and p90 under 300ms, nothing lost or duplicated", r, nodes*3)
+	}
+}
+
+// TestPrimaryHungWhileTheRaceIsStuck: the primary hangs while the best
+// alternative is hung too and the next one refuses. Once the refusal is
+// over, a substrate is there to be had: when the primary is declared dead,
+// the refilled queue must be raced at once, not after the hung
+// candidate's 10 s handshake timeout.
+func TestPrimaryHungWhileTheRaceIsStuck(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		l := fourPlusWriter(t, seed)
+		n := l.node("a", 0, cycle)
+		l.At(faultAt-time.Second, func() {
+			l.Hang("b")
+			l.SetRefuse("c", true)
+			l.SetRefuse("d", true)
+		})
+		l.At(faultAt, func() { l.Hang("a") })
+		l.At(faultAt+2500*time.Millisecond, func() {
+			l.SetRefuse("c", false)
+			l.SetRefuse("d", false)
+		})
+		r := l.run(runUntil)
+		nr := r.Nodes[n]
+		at, ok := l.first(n, faultAt, welcomedElsewhere("a"))
+		if !ok || at-faultAt > 6*time.Second || nr.Lost != 0 || nr.Duplicates != 0 {
+			l.dump()
+			t.Fatalf("seed %d: %+v: welcomed elsewhere %v after the hang (found %v): want within 6s", seed, nr, at-faultAt, ok)
+		}
+		if seed == 1 {
+			t.Logf("primary hung, race stuck: welcomed elsewhere %v after the hang", at-faultAt)
+		}
 	}
 }

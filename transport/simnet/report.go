@@ -22,6 +22,13 @@ type NodeReport struct {
 	Delivered int
 	// Lost counts owed messages never delivered.
 	Lost int
+	// LostHealthy counts the lost messages whose frame the node dropped
+	// because it had closed the link while its substrate, and those of the
+	// welcomed links it kept, were healthy (alive, running, not leaving,
+	// forwarding): losses the engine chose, as opposed to those a failing
+	// substrate caused, sometimes by failing right after the engine had
+	// checked it.
+	LostHealthy int
 	// Duplicates counts messages delivered more than once (the engine's
 	// dedup must keep it 0).
 	Duplicates int
@@ -83,6 +90,9 @@ func (s *Sim) Report() Report {
 				g = n.got[w]
 			}
 			nr.Lost += bits.OnesCount64(o &^ g)
+			if w < len(n.droppedHealthy) {
+				nr.LostHealthy += bits.OnesCount64(o &^ g & n.droppedHealthy[w])
+			}
 		}
 		nr.WithoutLink = time.Duration(n.noLink)
 		if n.everLinked && n.noLinkSince >= 0 {
@@ -99,6 +109,7 @@ func (s *Sim) Report() Report {
 		t.Owed += nr.Owed
 		t.Delivered += nr.Delivered
 		t.Lost += nr.Lost
+		t.LostHealthy += nr.LostHealthy
 		t.Duplicates += nr.Duplicates
 		t.WithoutLink += nr.WithoutLink
 		t.Transitions += nr.Transitions
@@ -142,7 +153,7 @@ func (r Report) Load() (maxChildren int, mean float64) {
 
 // String is a one-line summary.
 func (r Report) String() string {
-	return fmt.Sprintf("t=%v published=%d owed=%d delivered=%d lost=%d dup=%d without_link=%v rehomed=%d rehome_max=%v switches=%d refusals=%d",
-		r.Now, r.Published, r.Total.Owed, r.Total.Delivered, r.Total.Lost, r.Total.Duplicates, r.Total.WithoutLink,
+	return fmt.Sprintf("t=%v published=%d owed=%d delivered=%d lost=%d (healthy %d) dup=%d without_link=%v rehomed=%d rehome_max=%v switches=%d refusals=%d",
+		r.Now, r.Published, r.Total.Owed, r.Total.Delivered, r.Total.Lost, r.Total.LostHealthy, r.Total.Duplicates, r.Total.WithoutLink,
 		r.Total.Rehomes, r.Total.Rehome, len(r.Switch), r.Refusals)
 }

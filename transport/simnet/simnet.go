@@ -121,6 +121,10 @@ type Sim struct {
 	byURL map[string]*substrate
 	nodes []*node
 
+	linkTab   []*simLink // by slot; nil when free
+	linkGen   []uint32   // each slot's generation
+	freeLinks []int32
+
 	fns      []func()
 	rates    []rate
 	goodbyes []wire.Goodbye
@@ -372,11 +376,17 @@ func (s *Sim) dispatch(e event) {
 	case evArrive:
 		s.subs[e.sub].arrive(s, e.msg)
 	case evConnect:
-		s.connect(e.lk)
+		if lk := s.linkOf(e); lk != nil {
+			s.connect(lk)
+		}
 	case evHello:
-		e.lk.sub.hello(s, e.lk, e.aux == 1)
+		if lk := s.linkOf(e); lk != nil {
+			lk.sub.hello(s, lk, e.aux == 1)
+		}
 	case evToNode:
-		s.toNodeArrived(e)
+		if lk := s.linkOf(e); lk != nil {
+			s.toNodeArrived(lk, e)
+		}
 	case evPong, evPingLost:
 		s.pingDone(e)
 	case evTick:
@@ -389,5 +399,9 @@ func (s *Sim) dispatch(e event) {
 		s.observe(s.nodes[e.node])
 	case evShutdownEnd:
 		s.subs[e.sub].shutdownEnd(s)
+	case evRelease:
+		if lk := s.linkOf(e); lk != nil {
+			s.release(lk)
+		}
 	}
 }

@@ -48,6 +48,11 @@ type parked struct {
 	gen  uint32
 }
 
+// healthy: alive, running, staying and forwarding.
+func (sub *substrate) healthy() bool {
+	return sub != nil && !sub.dead && !sub.hung && !sub.leaving && !sub.noForward && !sub.badFrames
+}
+
 func (sub *substrate) substrate() engine.Substrate {
 	return engine.Substrate{ID: sub.cfg.ID, URL: sub.url, Enclave: sub.cfg.Enclave}
 }
@@ -134,14 +139,15 @@ func (s *Sim) send(lk *simLink, f frame, msg, aux int32) {
 	}
 	at := max(s.now+s.rttTo(lk.node, lk.sub)/2, lk.lastArrival)
 	lk.lastArrival = at
-	s.push(event{at: at, kind: evToNode, frame: f, lk: lk, msg: msg, aux: aux})
+	s.pushLink(event{at: at, kind: evToNode, frame: f, msg: msg, aux: aux}, lk)
 }
 
 // drop forgets a connection on the substrate's side.
-func (sub *substrate) drop(lk *simLink) {
+func (s *Sim) drop(lk *simLink) {
 	if !lk.connected {
 		return
 	}
+	sub := lk.sub
 	last := len(sub.conns) - 1
 	moved := sub.conns[last]
 	sub.conns[lk.connIdx] = moved
@@ -153,13 +159,14 @@ func (sub *substrate) drop(lk *simLink) {
 		lk.registered, lk.forwarded = false, false
 		sub.children--
 	}
+	s.release(lk)
 }
 
 // closeLink closes lk from the substrate's side: forgotten now, the close
 // reaches the node after every frame already sent.
 func (s *Sim) closeLink(lk *simLink) {
-	lk.sub.drop(lk)
 	s.send(lk, frClosed, 0, 0)
+	s.drop(lk)
 }
 
 // goodbye sends a goodbye with the substrate's alternatives on lk.
@@ -203,7 +210,7 @@ func (sub *substrate) hello(s *Sim, lk *simLink, delayed bool) {
 		s.closeLink(lk)
 		return
 	case sub.slowHello > 0 && !delayed:
-		s.push(event{at: s.now + sub.slowHello, kind: evHello, lk: lk, aux: 1})
+		s.pushLink(event{at: s.now + sub.slowHello, kind: evHello, aux: 1}, lk)
 		return
 	case sub.full || sub.cfg.MaxChildren > 0 && sub.children >= sub.cfg.MaxChildren:
 		sub.refusals++
@@ -233,7 +240,7 @@ func (s *Sim) connect(lk *simLink) {
 		return
 	case sub.dead || sub.refuse:
 		lk.lastArrival = s.now
-		s.push(event{at: s.now, kind: evToNode, frame: frClosed, lk: lk})
+		s.pushLink(event{at: s.now, kind: evToNode, frame: frClosed}, lk)
 		return
 	case sub.hung:
 		sub.parked = append(sub.parked, parked{what: evConnect, lk: lk})
@@ -242,7 +249,7 @@ func (s *Sim) connect(lk *simLink) {
 	lk.connected, lk.connIdx = true, len(sub.conns)
 	sub.conns = append(sub.conns, lk)
 	if lk.helloWanted {
-		s.push(event{at: s.now + s.rttTo(lk.node, sub)/2, kind: evHello, lk: lk})
+		s.pushLink(event{at: s.now + s.rttTo(lk.node, sub)/2, kind: evHello}, lk)
 	}
 }
 
@@ -250,6 +257,12 @@ func (s *Sim) connect(lk *simLink) {
 // already sent still arrive, and dials are refused until Restart.
 func (s *Sim) Kill(id string) {
 	sub := s.mustSub(id)
+	for _, p := range sub.parked {
+		if p.what == evConnect && !p.lk.closed { // a dial a stopped process never accepted: reset
+			p.lk.lastArrival = max(p.lk.lastArrival, s.now)
+			s.pushLink(event{at: s.now + s.rttTo(p.lk.node, sub)/2, kind: evToNode, frame: frClosed}, p.lk)
+		}
+	}
 	sub.dead, sub.hung, sub.leaving, sub.parked = true, false, false, nil
 	for len(sub.conns) > 0 {
 		s.closeLink(sub.conns[len(sub.conns)-1])
@@ -316,7 +329,7 @@ func (s *Sim) Resume(id string) {
 			sub.arrive(s, p.msg)
 		case evConnect:
 			if !p.lk.closed {
-				s.push(event{at: s.now + s.rttTo(p.lk.node, sub)/2, kind: evConnect, lk: p.lk})
+				s.pushLink(event{at: s.now + s.rttTo(p.lk.node, sub)/2, kind: evConnect}, p.lk)
 			}
 		case evHello:
 			sub.hello(s, p.lk, false)
