@@ -83,6 +83,8 @@ func welcomedElsewhere(old string) func(engine.Transition) bool {
 	}
 }
 
+const ms = time.Millisecond
+
 // sub is a substrate config in enclave "e".
 func sub(id string, rtt, delay time.Duration) SubstrateConfig {
 	return SubstrateConfig{ID: id, Enclave: "e", RTT: rtt, Delay: delay}

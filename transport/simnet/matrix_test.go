@@ -280,7 +280,6 @@ func TestFaultMatrix(t *testing.T) {
 }
 
 func runCell(t *testing.T, c mcell) {
-	ms := time.Millisecond
 	peers := []string(nil)
 	if c.alone {
 		peers = []string{"w"} // receives the writes, names nobody

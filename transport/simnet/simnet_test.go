@@ -13,8 +13,6 @@ import (
 // The simulator's own mechanics, each against the REPRAM behaviour it
 // stands for.
 
-const ms = time.Millisecond
-
 func TestEnclaveWelcomedNeverForwarded(t *testing.T) {
 	l := newLab(t, 1, sub("a", 2*ms, 2*ms), SubstrateConfig{ID: "w", Enclave: "w", RTT: ms, Hidden: true})
 	l.PublishRate("w", 50, time.Second, 3*time.Second)
