@@ -35,7 +35,6 @@ package simnet
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,8 +52,14 @@ type Config struct {
 	// Epoch is the wall-clock time of virtual time zero, as the engines see
 	// it. Default 2026-01-01T00:00:00Z.
 	Epoch time.Time
+	// RTTSpread spreads the round trips: each node–substrate pair's RTT is
+	// the substrate's times a factor drawn once per pair from the seed,
+	// uniform in [1-RTTSpread, 1+RTTSpread]. 0: every node sees the
+	// substrate's RTT. Must be below 1.
+	RTTSpread float64
 	// LinkRTT, when set, gives the round trip between node and substrate
-	// from the substrate's current RTT (per-link RTT distributions).
+	// from the substrate's current RTT (after RTTSpread), for other
+	// distributions.
 	LinkRTT func(node NodeID, sub int, base time.Duration) time.Duration
 	// OnTransition, when set, is called for every transition an engine
 	// takes, at the virtual time it took it.
@@ -112,7 +117,6 @@ type NodeConfig struct {
 // concurrent use.
 type Sim struct {
 	cfg   Config
-	rng   *rand.Rand
 	now   int64
 	seq   uint64
 	q     queue
@@ -132,15 +136,12 @@ type Sim struct {
 	freePing []int32
 	msgs     []msgRec
 
-	refusals     int
-	rehome       []time.Duration
-	switches     []time.Duration
-	unowedDeliv  int
-	err          error
-	events       int
-	sameInstant  int
-	lastInstant  int64
-	meshComplete bool // every substrate has nil Peers
+	refusals    int
+	rehome      []time.Duration
+	switches    []time.Duration
+	unowedDeliv int
+	err         error
+	events      int
 }
 
 // rate is a PublishRate schedule.
@@ -170,11 +171,11 @@ func New(cfg Config) *Sim {
 	if cfg.Epoch.IsZero() {
 		cfg.Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	}
+	cfg.RTTSpread = min(max(cfg.RTTSpread, 0), 0.99)
 	if cfg.MaxEvents == 0 {
 		cfg.MaxEvents = 100_000_000
 	}
-	return &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x5851f42d4c957f2d)),
-		byID: map[string]*substrate{}, byURL: map[string]*substrate{}, meshComplete: true}
+	return &Sim{cfg: cfg, byID: map[string]*substrate{}, byURL: map[string]*substrate{}}
 }
 
 // Now returns the current virtual time.
@@ -214,9 +215,6 @@ func (s *Sim) AddSubstrate(c SubstrateConfig) error {
 	s.subs = append(s.subs, sub)
 	s.byID[c.ID] = sub
 	s.byURL[sub.url] = sub
-	if c.Peers != nil {
-		s.meshComplete = false
-	}
 	for _, o := range s.subs {
 		o.welcome = nil // topology changed: rebuild on the next welcome
 	}

@@ -2,6 +2,7 @@ package simnet
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -169,5 +170,27 @@ func TestFramesKeepTheirOrder(t *testing.T) {
 	if nr := r.Nodes[n]; nr.Delivered != 1 || nr.Lost != 0 {
 		l.dump()
 		t.Fatalf("%+v: want the frame sent before the close delivered before it", nr)
+	}
+}
+
+func TestRTTSpread(t *testing.T) {
+	rtts := func(seed uint64) []time.Duration {
+		s := New(Config{Seed: seed, RTTSpread: 0.5})
+		s.MustAddSubstrate(SubstrateConfig{ID: "a", RTT: 10 * ms})
+		var out []time.Duration
+		for range 200 {
+			id, err := s.AddNode(NodeConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, time.Duration(s.rttTo(s.nodes[id], s.subs[0])))
+		}
+		return out
+	}
+	a, b, c := rtts(1), rtts(1), rtts(2)
+	lo, hi := slices.Min(a), slices.Max(a)
+	if !slices.Equal(a, b) || slices.Equal(a, c) || lo < 5*ms || hi > 15*ms || hi-lo < 8*ms {
+		t.Fatalf("spread 0.5 of 10ms: min %v max %v, same seed equal %v, other seed equal %v: want [5ms, 15ms], well spread, by seed",
+			lo, hi, slices.Equal(a, b), slices.Equal(a, c))
 	}
 }

@@ -125,10 +125,23 @@ func (sub *substrate) welcomeFor(s *Sim) wire.Welcome {
 
 // rttTo is the round trip between n and sub now.
 func (s *Sim) rttTo(n *node, sub *substrate) int64 {
-	if s.cfg.LinkRTT != nil {
-		return int64(s.cfg.LinkRTT(NodeID(n.idx), int(sub.idx), time.Duration(sub.rtt)))
+	rtt := sub.rtt
+	if sp := s.cfg.RTTSpread; sp > 0 {
+		u := float64(mix(s.cfg.Seed, uint64(n.idx)<<32|uint64(sub.idx))>>11) / (1 << 53) // uniform in [0, 1)
+		rtt = int64(float64(rtt) * (1 - sp + 2*sp*u))
 	}
-	return sub.rtt
+	if s.cfg.LinkRTT != nil {
+		return int64(s.cfg.LinkRTT(NodeID(n.idx), int(sub.idx), time.Duration(rtt)))
+	}
+	return rtt
+}
+
+// mix is SplitMix64 of seed and x: a pair's draw, without storing it.
+func mix(seed, x uint64) uint64 {
+	z := seed + 0x9e3779b97f4a7c15*(x+1)
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
 }
 
 // send schedules a frame from lk's substrate to its node, after the
