@@ -1,6 +1,7 @@
 package simnet
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +53,11 @@ func TestPrimaryKilled(t *testing.T) {
 		if nr.WithoutLink > 500*time.Millisecond || nr.Lost != 0 || nr.Duplicates != 0 || nr.Owed == 0 {
 			l.dump()
 			t.Fatalf("seed %d: %+v: want attached elsewhere within 500ms, nothing lost or duplicated", seed, nr)
+		}
+		// The substrate that just died is not dialled again first.
+		if at, ok := l.first(n, faultAt, func(tr engine.Transition) bool { return strings.Contains(tr.Candidate, "a") }); ok {
+			l.dump()
+			t.Fatalf("seed %d: the dead a dialled again at %v", seed, at)
 		}
 		if seed == 1 {
 			t.Logf("primary killed: without link %v, lost %d of %d owed", nr.WithoutLink, nr.Lost, nr.Owed)
