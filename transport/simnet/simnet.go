@@ -142,6 +142,7 @@ type Sim struct {
 	unowedDeliv int
 	err         error
 	events      int
+	atNow       int // events run at the current instant
 }
 
 // rate is a PublishRate schedule.
@@ -336,6 +337,10 @@ func (s *Sim) mustSub(id string) *substrate {
 	return sub
 }
 
+// maxAtOneInstant bounds the events of one virtual instant: more is a
+// loop, not a busy network.
+const maxAtOneInstant = 10_000_000
+
 // ErrTooManyEvents is returned by Run when Config.MaxEvents events ran.
 var ErrTooManyEvents = errors.New("simnet: too many events: raise Config.MaxEvents, or look for a loop of zero-delay events")
 
@@ -349,7 +354,10 @@ func (s *Sim) Run(until time.Duration) error {
 		}
 		e := s.q.pop()
 		if e.at > s.now {
-			s.now = e.at
+			s.now, s.atNow = e.at, 0
+		}
+		if s.atNow++; s.atNow > maxAtOneInstant {
+			return fmt.Errorf("simnet: at %v: %d events at one instant: a loop of zero-delay events (an engine deadline that never passes?)", s.Now(), s.atNow)
 		}
 		s.dispatch(e)
 	}

@@ -1,6 +1,7 @@
 package simnet
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -192,5 +193,15 @@ func TestRTTSpread(t *testing.T) {
 	if !slices.Equal(a, b) || slices.Equal(a, c) || lo < 5*ms || hi > 15*ms || hi-lo < 8*ms {
 		t.Fatalf("spread 0.5 of 10ms: min %v max %v, same seed equal %v, other seed equal %v: want [5ms, 15ms], well spread, by seed",
 			lo, hi, slices.Equal(a, b), slices.Equal(a, c))
+	}
+}
+
+func TestRunIsBounded(t *testing.T) {
+	s := New(Config{MaxEvents: 1000})
+	var loop func()
+	loop = func() { s.At(s.Now(), loop) }
+	s.At(time.Second, loop)
+	if err := s.Run(time.Hour); !errors.Is(err, ErrTooManyEvents) {
+		t.Fatalf("err = %v: want ErrTooManyEvents for a zero-delay loop", err)
 	}
 }
