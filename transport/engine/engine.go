@@ -551,10 +551,10 @@ func (e *Engine) deadlines() {
 	if o := e.ov; o != nil {
 		switch margin := e.margin(); {
 		case !e.now.Before(o.welcomeAt.Add(e.cfg.OverlapMax)):
-			_, _, behind := o.check(e.now, margin)
+			_, _, behind := o.check(e.now, margin, e.cfg.OverlapGrace)
 			e.fire(fsm.OverlapExpired, e.candidate(o.link), fmt.Sprintf("new link still %d messages behind after %v", behind, e.cfg.OverlapMax))
 		case !e.now.Before(e.ovCheck):
-			done, readyAt, _ := o.check(e.now, margin)
+			done, readyAt, _ := o.check(e.now, margin, e.cfg.OverlapGrace)
 			switch {
 			case done:
 				e.fire(fsm.OverlapDone, e.candidate(o.link), fmt.Sprintf("new link caught up (margin %v)", margin.Round(time.Millisecond)))
