@@ -38,6 +38,7 @@ type node struct {
 
 	owed, got      bitset
 	droppedHealthy bitset // frames dropped because the node closed a healthy link
+	missedCand     bitset // reached a healthy substrate just after the node left it
 	nOwed, nGot    int
 	dup            int
 	transitions    int
@@ -234,6 +235,9 @@ func (s *Sim) effect(n *node, f engine.Effect) {
 				if o != lk && o.welcomed && !o.sub.healthy() {
 					lk.closedHealthy = false // what it still forwards may be missing from a failing link
 				}
+			}
+			if lk.closedHealthy {
+				lk.sub.departed = append(lk.sub.departed, departure{node: n, at: s.now})
 			}
 			s.closeLocal(lk)
 			if lk.sub != nil {

@@ -233,10 +233,10 @@ func TestScheduledMigrations(t *testing.T) {
 	p50 := Percentile(r.Switch, 50)
 	t.Logf("scheduled migrations: %d switches, candidate_better → old link closed p50 %v, p90 %v, max %v; lost %d, duplicates %d of %d owed",
 		len(r.Switch), p50, Percentile(r.Switch, 90), Percentile(r.Switch, 100), r.Total.Lost, r.Total.Duplicates, r.Total.Owed)
-	if len(r.Switch) < nodes*3 || r.Total.Lost != 0 || r.Total.Duplicates != 0 || p50 >= 300*time.Millisecond ||
+	if len(r.Switch) < nodes*3 || r.Total.Lost != 0 || r.Total.Missed != 0 || r.Total.Duplicates != 0 || p50 >= 300*time.Millisecond ||
 		Percentile(r.Switch, 90) >= 300*time.Millisecond {
 		l.dump()
-		t.Fatalf("%v: want ≥ %d switches, p50 and p90 under 300ms, nothing lost or duplicated", r, nodes*3)
+		t.Fatalf("%v: want ≥ %d switches, p50 and p90 under 300ms, nothing lost, missed or duplicated", r, nodes*3)
 	}
 }
 
@@ -293,6 +293,30 @@ func TestCandidateNeverForwards(t *testing.T) {
 		if nr.Delivered != r.Published || nr.Lost != 0 || nr.Duplicates != 0 {
 			l.dump()
 			t.Fatalf("seed %d: %+v: delivered %d of %d published: want all, the old link kept", seed, nr, nr.Delivered, r.Published)
+		}
+	}
+}
+
+// TestSwitchFromALaggingSubstrate: the overlap's margin comes from the skew
+// measured in earlier overlaps; here the old substrate has since fallen
+// 200 ms behind the mesh, and writes are sparse (10/s). The messages published just before the new
+// substrate registered the node still come on the old link for those
+// 200 ms: the old link must stay until they have.
+func TestSwitchFromALaggingSubstrate(t *testing.T) {
+	t.Parallel()
+	for seed := uint64(1); seed <= seeds(); seed++ {
+		l := newLab(t, seed, sub("a", 4*ms, 5*ms), sub("b", 4*ms, 5*ms), sub("c", 4*ms, 5*ms),
+			SubstrateConfig{ID: "w", Enclave: "writers", RTT: 2 * ms, Hidden: true})
+		l.PublishRate("w", 10, time.Second, stopPub) // gaps of 100 ms, longer than the margin
+		n := l.node("a", 0, cycle)
+		l.At(2*time.Second, func() { l.SetRTT("b", ms) })                    // a → b, equal delays: a small skew is measured
+		l.At(10*time.Second, func() { l.SetDelay("b", 200*ms) })             // b falls behind the mesh
+		l.At(12*time.Second, func() { l.SetRTT("c", 200*time.Microsecond) }) // b → c
+		r := l.run(runUntil)
+		nr := r.Nodes[n]
+		if nr.Stats.Migrations < 2 || nr.Primary != "c" || nr.Lost != 0 || nr.Missed != 0 || nr.Duplicates != 0 {
+			l.dump()
+			t.Fatalf("seed %d: %+v: want a → b → c with nothing lost or missed", seed, nr)
 		}
 	}
 }

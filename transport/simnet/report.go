@@ -29,6 +29,12 @@ type NodeReport struct {
 	// substrate caused, sometimes by failing right after the engine had
 	// checked it.
 	LostHealthy int
+	// Missed counts messages no substrate forwarded to the node that
+	// reached a substrate within MissWindow after the node had left it in
+	// a healthy close (LostHealthy's): what a switch made too early cannot
+	// have, which Owed does not see. Meaningful in a full mesh whose
+	// substrates stay healthy after the switch.
+	Missed int
 	// Duplicates counts messages delivered more than once (the engine's
 	// dedup must keep it 0).
 	Duplicates int
@@ -94,6 +100,12 @@ func (s *Sim) Report() Report {
 				nr.LostHealthy += bits.OnesCount64(o &^ g & n.droppedHealthy[w])
 			}
 		}
+		for w, m := range n.missedCand {
+			if w < len(n.owed) {
+				m &^= n.owed[w]
+			}
+			nr.Missed += bits.OnesCount64(m)
+		}
 		nr.WithoutLink = time.Duration(n.noLink)
 		if n.everLinked && n.noLinkSince >= 0 {
 			nr.WithoutLink += time.Duration(s.now - n.noLinkSince)
@@ -110,6 +122,7 @@ func (s *Sim) Report() Report {
 		t.Delivered += nr.Delivered
 		t.Lost += nr.Lost
 		t.LostHealthy += nr.LostHealthy
+		t.Missed += nr.Missed
 		t.Duplicates += nr.Duplicates
 		t.WithoutLink += nr.WithoutLink
 		t.Transitions += nr.Transitions

@@ -35,9 +35,20 @@ type substrate struct {
 	refusals int        // hellos answered "at capacity"
 	parked   []parked   // work held while hung
 	welcome  *wire.Welcome
+	departed []departure  // healthy closes of its links, newest last, for Missed
 	peers    []*substrate // resolved Peers; nil until first used
 	peersOK  bool
 }
+
+// departure is a node closing its link to a healthy substrate.
+type departure struct {
+	node *node
+	at   int64
+}
+
+// MissWindow is how long after a node left a healthy substrate a message
+// reaching it, and forwarded to the node by no other, counts as missed.
+const MissWindow = 2 * time.Second
 
 // parked is work a hung substrate will do once resumed.
 type parked struct {
@@ -198,6 +209,14 @@ func (sub *substrate) arrive(s *Sim, msg int32) {
 		return
 	case sub.noForward:
 		return
+	}
+	k := 0
+	for k < len(sub.departed) && s.now-sub.departed[k].at > int64(MissWindow) {
+		k++
+	}
+	sub.departed = sub.departed[k:]
+	for _, d := range sub.departed {
+		d.node.missedCand.set(msg)
 	}
 	for _, lk := range sub.conns {
 		if lk.forwarded {
