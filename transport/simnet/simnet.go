@@ -29,7 +29,9 @@
 //
 // Accounting (see [NodeReport]): a message is owed to a node when a
 // substrate forwarded it on a link of the node's that was open (registered
-// and not closed by the node); it is lost when owed and never delivered.
+// and not closed by the node); it is lost when owed and never delivered;
+// it is missed when no substrate forwarded it to the node but one the node
+// had just left in a healthy switch received it (the switch came too early).
 package simnet
 
 import (
