@@ -205,3 +205,35 @@ func TestRunIsBounded(t *testing.T) {
 		t.Fatalf("err = %v: want ErrTooManyEvents for a zero-delay loop", err)
 	}
 }
+
+// TestAccountingSeesAnEarlySwitch: an engine tuned to switch almost at
+// once (a 2 ms overlap). Leaving a substrate that lags the mesh by 200 ms,
+// the messages published just before the new substrate registered the
+// node reach the old one after the node left: Owed cannot see them, Missed
+// must. Leaving one 200 ms away, what it forwarded is still on the wire
+// when the node closes the link: LostHealthy must count it.
+func TestAccountingSeesAnEarlySwitch(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		old          SubstrateConfig
+		missed, lost bool
+	}{
+		{"lagging mesh", sub("a", 4*ms, 200*ms), true, false},
+		{"far link", sub("a", 400*ms, 5*ms), false, true},
+	} {
+		l := newLab(t, 1, tc.old, sub("b", 4*ms, 5*ms), SubstrateConfig{ID: "w", Enclave: "w", RTT: ms, Hidden: true})
+		l.PublishRate("w", 50, time.Second, 10*time.Second)
+		n, err := l.AddNode(NodeConfig{Engine: engine.Config{Enclave: "e", OverlapFloor: ms, OverlapGrace: 2 * ms},
+			Attach: "a", ObserveEvery: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.At(3*time.Second, func() { l.SetRTT("b", ms) })
+		r := l.run(12 * time.Second)
+		nr := r.Nodes[n]
+		if nr.Stats.Migrations != 1 || (nr.Missed > 0) != tc.missed || (nr.LostHealthy > 0) != tc.lost || nr.Lost != nr.LostHealthy {
+			l.dump()
+			t.Fatalf("%s: %+v: want one early switch, missed %v, lost (all healthy) %v", tc.name, nr, tc.missed, tc.lost)
+		}
+	}
+}
