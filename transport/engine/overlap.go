@@ -30,7 +30,6 @@ type overlap struct {
 	welcomeAt time.Time
 	newAlive  bool                 // the new link answered a ping
 	common    time.Time            // earliest old-link arrival of an id also seen on the new link
-	firstNew  time.Time            // earliest new-link arrival, while none was seen on both links
 	pending   map[string]time.Time // old-link arrivals not (yet) seen on the new link
 	onNew     map[string]time.Time // new-link arrivals not (yet) seen on the old link
 }
@@ -72,9 +71,6 @@ func (o *overlap) fromNew(id string, now time.Time) (skew time.Duration, ok bool
 	if len(o.onNew) < maxTracked {
 		o.onNew[id] = now
 	}
-	if o.common.IsZero() && o.firstNew.IsZero() {
-		o.firstNew = now
-	}
 	return 0, false
 }
 
@@ -89,16 +85,15 @@ func (o *overlap) commonAt(oldArrival time.Time) {
 // only an arrival or a pong can change the answer), and behind counts the
 // old-link messages past the boundary still missing from the new link.
 //
-// While the new link has delivered messages the old one has not yet, and
-// none was seen on both, the old link lags by more than the time since: the
-// skew measured in earlier overlaps says nothing of it, and the old link
-// may still carry messages sent before the new substrate registered this
-// node. The check then waits for the first message seen on both (which
-// measures the lag) or, at most, for grace after the first new-link one
-// (the old link may never carry what the new one does).
+// Until a message was seen on both links, the skew between these two
+// links is unmeasured: the margin, measured on earlier overlaps, may be far
+// shorter than how long the old link lags the new one (its substrate fell
+// behind the mesh, or this pair is further apart), and the old link may
+// still carry messages sent before the new substrate registered this node,
+// which are exempt, not behind. The margin is then grace, its upper bound.
 func (o *overlap) check(now time.Time, margin, grace time.Duration) (done bool, readyAt time.Time, behind int) {
-	if o.common.IsZero() && !o.firstNew.IsZero() && now.Before(o.firstNew.Add(grace)) {
-		return false, o.firstNew.Add(grace), 0
+	if o.common.IsZero() {
+		margin = max(margin, grace)
 	}
 	exemptUntil := o.welcomeAt.Add(margin)
 	if !o.common.IsZero() && o.common.Add(margin).After(exemptUntil) {
