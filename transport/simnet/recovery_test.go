@@ -220,7 +220,7 @@ func TestScheduledMigrations(t *testing.T) {
 	for i := range nodes {
 		l.node(subs[i%len(subs)], time.Duration(i)*10*time.Millisecond, cycle)
 	}
-	for k := 0; k*6 < 36; k++ {
+	for k := 0; k*6 < 24; k++ { // every switch under writes: an idle one waits OverlapGrace
 		near := subs[k%len(subs)]
 		l.At(time.Duration(k*6)*time.Second, func() {
 			for _, id := range subs {
@@ -299,24 +299,32 @@ func TestCandidateNeverForwards(t *testing.T) {
 
 // TestSwitchFromALaggingSubstrate: the overlap's margin comes from the skew
 // measured in earlier overlaps; here the old substrate has since fallen
-// 200 ms behind the mesh, and writes are sparse (10/s). The messages published just before the new
+// 200 ms behind the mesh. The messages published just before the new
 // substrate registered the node still come on the old link for those
-// 200 ms: the old link must stay until they have.
+// 200 ms: the old link must stay until they have, whether writes are
+// sparse (10/s, gaps longer than the margin) or stop just before the
+// switch (nothing on the new link to measure the lag with).
 func TestSwitchFromALaggingSubstrate(t *testing.T) {
 	t.Parallel()
-	for seed := uint64(1); seed <= seeds(); seed++ {
-		l := newLab(t, seed, sub("a", 4*ms, 5*ms), sub("b", 4*ms, 5*ms), sub("c", 4*ms, 5*ms),
-			SubstrateConfig{ID: "w", Enclave: "writers", RTT: 2 * ms, Hidden: true})
-		l.PublishRate("w", 10, time.Second, stopPub) // gaps of 100 ms, longer than the margin
-		n := l.node("a", 0, cycle)
-		l.At(2*time.Second, func() { l.SetRTT("b", ms) })                    // a → b, equal delays: a small skew is measured
-		l.At(10*time.Second, func() { l.SetDelay("b", 200*ms) })             // b falls behind the mesh
-		l.At(12*time.Second, func() { l.SetRTT("c", 200*time.Microsecond) }) // b → c
-		r := l.run(runUntil)
-		nr := r.Nodes[n]
-		if nr.Stats.Migrations < 2 || nr.Primary != "c" || nr.Lost != 0 || nr.Missed != 0 || nr.Duplicates != 0 {
-			l.dump()
-			t.Fatalf("seed %d: %+v: want a → b → c with nothing lost or missed", seed, nr)
+	for _, tc := range []struct {
+		name     string
+		rate     float64
+		writesTo time.Duration
+	}{{"sparse writes", 10, stopPub}, {"writes stop at the switch", pubRate, 12950 * ms}} {
+		for seed := uint64(1); seed <= seeds(); seed++ {
+			l := newLab(t, seed, sub("a", 4*ms, 5*ms), sub("b", 4*ms, 5*ms), sub("c", 4*ms, 5*ms),
+				SubstrateConfig{ID: "w", Enclave: "writers", RTT: 2 * ms, Hidden: true})
+			l.PublishRate("w", tc.rate, time.Second, tc.writesTo)
+			n := l.node("a", 0, cycle)
+			l.At(2*time.Second, func() { l.SetRTT("b", ms) })                    // a → b, equal delays: a small skew is measured
+			l.At(10*time.Second, func() { l.SetDelay("b", 200*ms) })             // b falls behind the mesh
+			l.At(12*time.Second, func() { l.SetRTT("c", 200*time.Microsecond) }) // b → c at 13 s
+			r := l.run(runUntil)
+			nr := r.Nodes[n]
+			if nr.Stats.Migrations < 2 || nr.Primary != "c" || nr.Lost != 0 || nr.Missed != 0 || nr.Duplicates != 0 {
+				l.dump()
+				t.Fatalf("%s, seed %d: %+v: want a → b → c with nothing lost or missed", tc.name, seed, nr)
+			}
 		}
 	}
 }
