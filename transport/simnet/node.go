@@ -237,7 +237,12 @@ func (s *Sim) effect(n *node, f engine.Effect) {
 				}
 			}
 			if lk.closedHealthy {
-				lk.sub.departed = append(lk.sub.departed, departure{node: n, at: s.now})
+				for _, o := range n.links {
+					if o != lk && o.welcomed {
+						lk.sub.departed = append(lk.sub.departed, departure{node: n, at: s.now, succ: o})
+						break
+					}
+				}
 			}
 			s.closeLocal(lk)
 			if lk.sub != nil {

@@ -31,9 +31,9 @@ type NodeReport struct {
 	LostHealthy int
 	// Missed counts messages no substrate forwarded to the node that
 	// reached a substrate within MissWindow after the node had left it in
-	// a healthy close (LostHealthy's): what a switch made too early cannot
-	// have, which Owed does not see. Meaningful in a full mesh whose
-	// substrates stay healthy after the switch.
+	// a healthy close (LostHealthy's) for another, while the link it kept
+	// stayed open and healthy: what a switch made too early cannot have,
+	// which Owed does not see. Meaningful in a full mesh.
 	Missed int
 	// Duplicates counts messages delivered more than once (the engine's
 	// dedup must keep it 0).

@@ -40,14 +40,17 @@ type substrate struct {
 	peersOK  bool
 }
 
-// departure is a node closing its link to a healthy substrate.
+// departure is a node closing its link to a healthy substrate, keeping
+// succ, a welcomed link to another.
 type departure struct {
 	node *node
 	at   int64
+	succ *simLink
 }
 
-// MissWindow is how long after a node left a healthy substrate a message
-// reaching it, and forwarded to the node by no other, counts as missed.
+// MissWindow is how long after a node left a healthy substrate for another
+// a message reaching it, forwarded to the node by no substrate, counts as
+// missed, as long as the link the node kept stays open and healthy.
 const MissWindow = 2 * time.Second
 
 // parked is work a hung substrate will do once resumed.
@@ -216,7 +219,9 @@ func (sub *substrate) arrive(s *Sim, msg int32) {
 	}
 	sub.departed = sub.departed[k:]
 	for _, d := range sub.departed {
-		d.node.missedCand.set(msg)
+		if !d.succ.closed && d.succ.sub.healthy() {
+			d.node.missedCand.set(msg)
+		}
 	}
 	for _, lk := range sub.conns {
 		if lk.forwarded {
