@@ -243,7 +243,7 @@ func testChaos(t *testing.T, failStop bool) {
 		transitions += o.report.Total.Transitions
 	}
 	el, cpu := time.Since(start), cpuTime()-cpu0
-	t.Logf("%d schedules in %v (%.0f schedules/s; %.0f per CPU second, which holds on a loaded machine), %d transitions, lost %d of %d owed, missed %d (not asserted: a successor failing before it forwarded them makes them too)",
+	t.Logf("%d schedules in %v (%.0f schedules/s; %.0f per CPU second of this process, shared by the soaks that run in parallel), %d transitions, lost %d of %d owed, missed %d (not asserted: a successor failing before it forwarded them makes them too)",
 		n, el.Round(time.Millisecond), float64(n)/el.Seconds(), float64(n)/cpu.Seconds(), transitions, lost, owed, missed)
 }
 
