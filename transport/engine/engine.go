@@ -227,6 +227,9 @@ func (e *Engine) emit(f Effect) { e.out = append(e.out, f) }
 
 // attach starts the first attachment.
 func (e *Engine) attach(s Substrate) error {
+	if s.URL == "" || (s.ID != "" && s.ID == e.cfg.NodeID) {
+		return fmt.Errorf("%w (id %q, URL %q)", ErrNotDialable, s.ID, s.URL)
+	}
 	e.reg.learn(s)
 	if e.m.State() != fsm.Detached {
 		return fmt.Errorf("%w (it is %s)", ErrNotDetached, e.m.State())
