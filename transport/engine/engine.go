@@ -68,7 +68,7 @@ type Engine struct {
 	primary *link
 	cands   []*link // racing candidates, in dial order
 	queue   []Substrate
-	moving  bool      // the race serves a forced move (goodbye, suspicion, death, rejoin)
+	moving  bool      // the race serves a forced move (goodbye, suspicion, death, rejoin, first attach)
 	target  Substrate // the policy's candidate, for dial_candidate
 	dialed  *link     // the link dial_* just opened, for send_hello
 	raceAt  time.Time // the attempt delay's deadline; zero when no race widens
@@ -234,7 +234,9 @@ func (e *Engine) attach(s Substrate) error {
 	if e.m.State() != fsm.Detached {
 		return fmt.Errorf("%w (it is %s)", ErrNotDetached, e.m.State())
 	}
-	e.queue, e.moving, e.rejoinAt = []Substrate{s}, false, time.Time{}
+	// moving: the node needs a link, so a refusal's alternatives are raced
+	// at once instead of after a detach and the rejoin backoff.
+	e.queue, e.moving, e.rejoinAt = []Substrate{s}, true, time.Time{}
 	e.fire(fsm.Attach, nil, "embedder attach to "+s.URL)
 	return nil
 }
