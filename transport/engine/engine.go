@@ -330,6 +330,10 @@ func (e *Engine) goodbye(in GoodbyeReceived) {
 		}
 	}
 	l.lastHeard = e.now
+	if isPrimary && l.goodbye {
+		e.log.Debug().Str("substrate", l.target.ID).Msg("repeated goodbye ignored")
+		return
+	}
 	e.reg.failed(l.target, e.now, e.cfg.FailureBackoff, e.cfg.FailureBackoffMax, e.rng)
 	if !isPrimary {
 		// A candidate's goodbye is a refusal ("at capacity"). In a forced
@@ -339,10 +343,6 @@ func (e *Engine) goodbye(in GoodbyeReceived) {
 			e.enqueue(rank(alts, e.cfg.Enclave, e.now, e.rng))
 		}
 		e.fire(fsm.NewFailed, l, fmt.Sprintf("%s refused: goodbye %q", l.target.ID, in.Goodbye.Reason))
-		return
-	}
-	if l.goodbye {
-		e.log.Debug().Str("substrate", l.target.ID).Msg("repeated goodbye ignored")
 		return
 	}
 	l.goodbye = true
