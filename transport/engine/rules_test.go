@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/policy"
 )
 
 // The tests of the engine's rules (rules.go): each drives a real Engine with
@@ -221,6 +222,247 @@ func TestRuleDuplicateWelcome(t *testing.T) {
 			want(t, "second welcome", d.at(500*time.Millisecond).step(Welcomed{Link: tc.link, Welcome: welcome("x")}))
 			if after := d.e.Stats(); after != before || d.e.State() != state {
 				t.Errorf("a duplicate welcome changed the engine: %s → %s\n%+v\n%+v", state, d.e.State(), before, after)
+			}
+		})
+	}
+}
+
+func TestRuleCandidateGoodbye(t *testing.T) {
+	refusal := goodbye("at capacity", parent("c", 3))
+	tests := []struct {
+		name    string
+		setup   func(d *driver) LinkID // returns the refusing candidate's link
+		effects []string
+		queued  bool // c joined the queue
+	}{
+		{name: "first attach: the alternatives are raced",
+			setup:   func(d *driver) LinkID { d.step(Attach{Substrate: subB}); return 1 },
+			effects: []string{"close 1 abort", "dial 2 c", "hello 2", "joining --new_failed--> joining"}, queued: true},
+		{name: "policy migration: cancelled, alternatives not queued",
+			setup:   func(d *driver) LinkID { d.migrating(subA, subB); return 2 },
+			effects: []string{"close 2 abort", "handshaking --new_failed--> attached"}},
+		{name: "forced move: the alternatives are raced",
+			setup: func(d *driver) LinkID {
+				d.attached(subA)
+				want(t, "goodbye", d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown", parent("b", 2))}),
+					"dial 2 b", "hello 2", "attached --goodbye--> handshaking")
+				return 2
+			},
+			effects: []string{"close 2 abort", "dial 3 c", "hello 3", "handshaking --new_failed--> handshaking"}, queued: true},
+		{name: "rejoin: the alternatives are raced",
+			setup: func(d *driver) LinkID {
+				d.step(Attach{Substrate: subB})
+				want(t, "dial failed", d.step(LinkClosed{Link: 1}), "close 1 abort", "joining --new_failed--> detached")
+				want(t, "rejoin", transitions(d.until(250*time.Millisecond)), "detached --attach--> joining")
+				return 2
+			},
+			effects: []string{"close 2 abort", "dial 3 c", "hello 3", "joining --new_failed--> joining"}, queued: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			link := tc.setup(d)
+			failures := d.known(subB).failures
+			want(t, "refusal", d.at(300*time.Millisecond).step(GoodbyeReceived{Link: link, Goodbye: refusal}), tc.effects...)
+			d.backedOff(subB, failures+1)
+			if got := d.e.reg.find(subC) != nil; !got {
+				t.Error("the refusal's alternative c was not learned")
+			}
+			raced := slices.ContainsFunc(d.e.Candidates(), func(s Substrate) bool { return s.ID == "c" })
+			if raced != tc.queued {
+				t.Errorf("c racing = %v, want %v", raced, tc.queued)
+			}
+		})
+	}
+}
+
+func TestRulePrimaryGoodbye(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(d *driver) LinkID
+		bye     wire.Goodbye
+		effects []string
+		state   fsm.State
+	}{
+		{name: "attached: forced move to the alternative",
+			setup: func(d *driver) LinkID { d.attached(subA); return 1 }, bye: goodbye("shutdown", parent("b", 2)),
+			effects: []string{"dial 2 b", "hello 2", "attached --goodbye--> handshaking"}, state: fsm.Handshaking},
+		{name: "attached: known substrates are alternatives too",
+			setup: func(d *driver) LinkID {
+				d.attached(subA)
+				d.observe(policy.Decision{}, Candidate{Substrate: subC})
+				return 1
+			}, bye: goodbye("shutdown"),
+			effects: []string{"dial 2 c", "hello 2", "attached --goodbye--> handshaking"}, state: fsm.Handshaking},
+		{name: "attached: no usable alternative, the leaving link is kept",
+			setup: func(d *driver) LinkID { d.attached(subA); return 1 }, bye: goodbye("shutdown", parent("me", 9), parent("a", 1)),
+			state: fsm.Attached},
+		{name: "cooldown: forced move",
+			setup: func(d *driver) LinkID { d.cooldown(subA, subB); return 2 }, bye: goodbye("shutdown", parent("c", 3)),
+			// a was measured (its pong), c never: a first.
+			effects: []string{"dial 3 a", "hello 3", "cooldown --goodbye--> handshaking"}, state: fsm.Handshaking},
+		{name: "handshaking: the policy's candidate goes on, the alternatives wait in the queue",
+			setup: func(d *driver) LinkID { d.migrating(subA, subB); return 1 }, bye: goodbye("shutdown", parent("c", 3)),
+			state: fsm.Handshaking},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			link := tc.setup(d)
+			_, leaving, _ := d.e.Primary()
+			want(t, "goodbye", d.at(3*time.Second).step(GoodbyeReceived{Link: link, Goodbye: tc.bye}), tc.effects...)
+			if s := d.e.State(); s != tc.state {
+				t.Errorf("state %s, want %s", s, tc.state)
+			}
+			if id, _, ok := d.e.Primary(); !ok || id != link {
+				t.Errorf("primary link %d %v, want the leaving link %d kept", id, ok, link)
+			}
+			d.backedOff(leaving, 1)
+			if !d.e.primary.goodbye {
+				t.Error("the primary is not marked leaving")
+			}
+		})
+	}
+	// The queued alternatives replace a failed policy candidate.
+	t.Run("handshaking: then the candidate fails", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.migrating(subA, subB)
+		d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown", parent("c", 3))})
+		want(t, "candidate fails", d.at(time.Second).step(LinkClosed{Link: 2}),
+			"close 2 abort", "dial 3 c", "hello 3", "handshaking --new_failed--> handshaking")
+	})
+}
+
+func TestRuleRepeatedGoodbye(t *testing.T) {
+	d := newDriver(t, quiet(Config{}))
+	d.attached(subA)
+	d.at(time.Second)
+	want(t, "first goodbye", d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown", parent("b", 2))}),
+		"dial 2 b", "hello 2", "attached --goodbye--> handshaking")
+	until := d.known(subA).until
+	for _, bye := range []wire.Goodbye{goodbye("shutdown", parent("b", 2)), goodbye("shutdown", parent("c", 3)), goodbye("")} {
+		want(t, "repeated goodbye", d.at(1100*time.Millisecond).step(GoodbyeReceived{Link: 1, Goodbye: bye}))
+	}
+	if k := d.known(subA); k.failures != 1 || !k.until.Equal(until) {
+		t.Errorf("a repeated goodbye backed a off again: %d failures, until %v (was %v)", k.failures, k.until.Sub(t0), until.Sub(t0))
+	}
+	if d.e.State() != fsm.Handshaking || len(d.e.Candidates()) != 1 {
+		t.Errorf("state %s, candidates %v: want the one race of the first goodbye", d.e.State(), d.e.Candidates())
+	}
+	// After a cancel the leaving link is still kept, and a further goodbye
+	// does not start a second forced move.
+	want(t, "candidate fails", d.step(LinkClosed{Link: 2}), "close 2 abort", "handshaking --new_failed--> attached")
+	want(t, "goodbye after the cancel", d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")}))
+	// The repeated goodbyes' alternatives were learned: the reattach
+	// races them, b (failed) last.
+	want(t, "the leaving link closes", d.step(LinkClosed{Link: 1}),
+		"close 1 abort", "dial 3 c", "hello 3", "attached --old_died--> joining")
+	if k := d.known(subA); k.failures != 1 {
+		t.Errorf("a: %d failures after its close, want 1", k.failures)
+	}
+}
+
+func TestRuleLinkClosed(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(d *driver)
+		link    LinkID
+		effects []string
+		backoff map[string]int // failures per substrate after the close
+	}{
+		{name: "primary, an alternative known: reattach",
+			setup: func(d *driver) { d.attached(subA); d.observe(policy.Decision{}, Candidate{Substrate: subB}) }, link: 1,
+			effects: []string{"close 1 abort", "dial 2 b", "hello 2", "attached --old_died--> joining"}, backoff: map[string]int{"a": 1}},
+		{name: "primary, nothing else known: detach",
+			setup: func(d *driver) { d.attached(subA) }, link: 1,
+			effects: []string{"close 1 abort", "attached --old_died--> detached"}, backoff: map[string]int{"a": 1}},
+		{name: "primary that said goodbye: not backed off twice",
+			setup: func(d *driver) { d.attached(subA); d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")}) }, link: 1,
+			effects: []string{"close 1 abort", "attached --old_died--> detached"}, backoff: map[string]int{"a": 1}},
+		{name: "primary mid-handshake: the candidate goes on alone",
+			setup: func(d *driver) { d.migrating(subA, subB) }, link: 1,
+			effects: []string{"close 1 abort", "handshaking --old_died--> joining"}, backoff: map[string]int{"a": 1, "b": 0}},
+		{name: "primary mid-overlap: the new link is promoted",
+			setup: func(d *driver) { d.overlapping(subA, subB) }, link: 1,
+			effects: []string{"close 1 abort", "overlapping --old_died--> cooldown"}, backoff: map[string]int{"a": 1, "b": 0}},
+		{name: "candidate of a policy migration: cancel",
+			setup: func(d *driver) { d.migrating(subA, subB) }, link: 2,
+			effects: []string{"close 2 abort", "handshaking --new_failed--> attached"}, backoff: map[string]int{"a": 0, "b": 1}},
+		{name: "welcomed candidate: cancel",
+			setup: func(d *driver) { d.overlapping(subA, subB) }, link: 2,
+			effects: []string{"close 2 abort", "overlapping --new_failed--> attached"}, backoff: map[string]int{"a": 0, "b": 1}},
+		{name: "joining: detach",
+			setup: func(d *driver) { d.step(Attach{Substrate: subA}) }, link: 1,
+			effects: []string{"close 1 abort", "joining --new_failed--> detached"}, backoff: map[string]int{"a": 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			tc.setup(d)
+			want(t, "closed", d.at(500*time.Millisecond).step(LinkClosed{Link: tc.link, Err: errors.New("EOF")}), tc.effects...)
+			for id, n := range tc.backoff {
+				if id == "a" && n == 1 && tc.name == "primary that said goodbye: not backed off twice" {
+					if k := d.known(subA); k.failures != 1 {
+						t.Errorf("a: %d failures, want 1", k.failures)
+					}
+					continue
+				}
+				d.backedOff(map[string]Substrate{"a": subA, "b": subB}[id], n)
+			}
+		})
+	}
+}
+
+func TestRuleBadFrame(t *testing.T) {
+	bad := errors.New("signature does not verify")
+	t.Run("primary: the frame alone is dropped", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.migrating(subA, subB)
+		want(t, "bad frame", d.at(time.Second).step(FrameRejected{Link: 1, Err: bad}))
+		if d.e.State() != fsm.Handshaking || d.e.Stats().FramesRejected != 1 || d.known(subA).failures != 0 {
+			t.Errorf("state %s, stats %+v, a failures %d", d.e.State(), d.e.Stats(), d.known(subA).failures)
+		}
+		if id, _, _ := d.e.Primary(); id != 1 {
+			t.Errorf("primary link %d, want 1 kept", id)
+		}
+		want(t, "the link still delivers", d.step(d.gossip(1, "m1")), "deliver m1 via a")
+	})
+	for _, tc := range []struct {
+		name    string
+		setup   func(d *driver)
+		effects []string
+	}{
+		{"candidate", func(d *driver) { d.migrating(subA, subB) }, []string{"close 2 abort", "handshaking --new_failed--> attached"}},
+		{"welcomed candidate", func(d *driver) { d.overlapping(subA, subB) }, []string{"close 2 abort", "overlapping --new_failed--> attached"}},
+	} {
+		t.Run(tc.name+": fails", func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			tc.setup(d)
+			want(t, "bad frame", d.at(500*time.Millisecond).step(FrameRejected{Link: 2, Err: bad}), tc.effects...)
+			if d.e.Stats().FramesRejected != 1 {
+				t.Errorf("FramesRejected %d, want 1", d.e.Stats().FramesRejected)
+			}
+			d.backedOff(subB, 1)
+		})
+	}
+}
+
+func TestRuleGossipBeforeWelcome(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		setup   func(d *driver)
+		link    LinkID
+		effects []string
+	}{
+		{"joining", func(d *driver) { d.step(Attach{Substrate: subA}) }, 1, []string{"close 1 abort", "joining --new_failed--> detached"}},
+		{"handshaking", func(d *driver) { d.migrating(subA, subB) }, 2, []string{"close 2 abort", "handshaking --new_failed--> attached"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			tc.setup(d)
+			want(t, "gossip", d.at(time.Second).step(d.gossip(tc.link, "m1")), tc.effects...)
+			if s := d.e.Stats(); s.FramesRejected != 1 || s.Delivered != 0 {
+				t.Errorf("stats %+v: want one rejected frame, nothing delivered", s)
 			}
 		})
 	}
