@@ -319,3 +319,10 @@ func (d *driver) backedOff(s Substrate, n int) {
 		d.t.Errorf("%s: backed off for %v, want within [%v, %v]", s.ID, got, base, base+base/2)
 	}
 }
+
+// migratingTo starts a policy migration from the attached primary to b.
+func (d *driver) migratingTo(b Substrate) {
+	d.t.Helper()
+	want(d.t, "candidate_better", transitions(d.observe(better(b.ID), Candidate{Substrate: b, Latency: 5 * time.Millisecond})),
+		"attached --candidate_better--> handshaking")
+}

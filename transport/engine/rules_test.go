@@ -467,3 +467,444 @@ func TestRuleGossipBeforeWelcome(t *testing.T) {
 		})
 	}
 }
+
+func TestRuleMessageTooOld(t *testing.T) {
+	tests := []struct {
+		name    string
+		maxAge  time.Duration
+		age     time.Duration
+		deliver bool
+	}{
+		{"default 60s: 61s old dropped", 0, 61 * time.Second, false},
+		{"default 60s: exactly 60s delivered", 0, 60 * time.Second, true},
+		{"default 60s: fresh delivered", 0, 0, true},
+		{"from the future: delivered", 0, -time.Hour, true},
+		{"5s: 6s old dropped", 5 * time.Second, 6 * time.Second, false},
+		{"off: an hour old delivered", -1, time.Hour, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{MaxMessageAge: tc.maxAge}))
+			d.attached(subA)
+			d.at(30 * time.Minute)
+			got := d.step(GossipReceived{Link: 1, Type: wire.TypePut, Message: wireMsg("m1", d.now.Add(-tc.age))})
+			s := d.e.Stats()
+			if tc.deliver {
+				want(t, "effects", got, "deliver m1 via a")
+				if s.TooOld != 0 {
+					t.Errorf("TooOld %d, want 0", s.TooOld)
+				}
+				return
+			}
+			want(t, "effects", got)
+			if s.TooOld != 1 || d.e.State() != fsm.Attached {
+				t.Errorf("TooOld %d, state %s: want 1 and the link kept", s.TooOld, d.e.State())
+			}
+			// The id was not consumed: the same message, fresh, is delivered.
+			want(t, "fresh copy", d.step(d.gossip(1, "m1")), "deliver m1 via a")
+		})
+	}
+}
+
+func TestRuleDedup(t *testing.T) {
+	type arrival struct {
+		link LinkID
+		id   string
+		want []string
+	}
+	tests := []struct {
+		name     string
+		setup    func(d *driver)
+		arrivals []arrival
+		dups     int
+	}{
+		{name: "one link", setup: func(d *driver) { d.attached(subA) }, arrivals: []arrival{
+			{1, "m1", []string{"deliver m1 via a"}}, {1, "m1", nil}, {1, "m2", []string{"deliver m2 via a"}}, {1, "m1", nil},
+		}, dups: 2},
+		{name: "overlap: each id once, via the link it came first on", setup: func(d *driver) { d.overlapping(subA, subB) }, arrivals: []arrival{
+			{1, "m1", []string{"deliver m1 via a"}}, {2, "m1", nil}, {2, "m2", []string{"deliver m2 via b"}}, {1, "m2", nil},
+		}, dups: 2},
+		{name: "after the switch: ids from the overlap stay delivered", setup: func(d *driver) {
+			d.overlapping(subA, subB)
+			d.step(d.gossip(1, "m1"))
+			d.step(d.gossip(2, "m1"))
+			d.until(d.now.Sub(t0) + time.Second)
+		}, arrivals: []arrival{{2, "m1", nil}, {2, "m3", []string{"deliver m3 via b"}}}, dups: 2},
+		{name: "an empty id is never a duplicate", setup: func(d *driver) { d.attached(subA) }, arrivals: []arrival{
+			{1, "", []string{"deliver  via a"}}, {1, "", []string{"deliver  via a"}},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			tc.setup(d)
+			for i, a := range tc.arrivals {
+				want(t, fmt.Sprintf("arrival %d (%s on %d)", i, a.id, a.link), without(d.step(d.gossip(a.link, a.id)), "ping"), a.want...)
+			}
+			if n := d.e.Stats().DuplicatesDropped; n != tc.dups {
+				t.Errorf("DuplicatesDropped %d, want %d", n, tc.dups)
+			}
+		})
+	}
+}
+
+func TestRulePolicyDecision(t *testing.T) {
+	t.Run("candidate_better", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{Enclave: "e1"}))
+		d.attached(subA)
+		got := d.observe(better("b"), Candidate{Substrate: subB, Latency: 5 * time.Millisecond},
+			Candidate{Substrate: Substrate{ID: "me", URL: "ws://10.0.0.9:8080/v1/ws"}, Latency: time.Millisecond},
+			Candidate{Substrate: Substrate{URL: "ws://10.0.0.7:8080/v1/ws"}, Latency: time.Millisecond})
+		want(t, "effects", got, "dial 2 b", "hello 2", "attached --candidate_better--> handshaking", `decided "candidate_better"`)
+		o := d.pol.obs[0]
+		if o.Enclave != "e1" || o.Current.ID != "a" || o.Current.Latency != 10*time.Millisecond {
+			t.Errorf("observation %+v: want enclave e1, current a at its pings' SRTT 10ms", o)
+		}
+		if len(o.Candidates) != 1 || o.Candidates[0].ID != "b" || o.Candidates[0].Latency != 5*time.Millisecond {
+			t.Errorf("candidates %+v: want b alone (never this node, never one without id)", o.Candidates)
+		}
+		if k := d.known(subB); k.rtt != 5*time.Millisecond {
+			t.Errorf("b learned with rtt %v, want 5ms", k.rtt)
+		}
+	})
+	t.Run("the embedder's current latency wins over the pings'", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.attached(subA)
+		d.pol.next = []policy.Decision{{}}
+		want(t, "effects", d.step(Observe{CurrentLatency: 42 * time.Millisecond}), `decided ""`)
+		if l := d.pol.obs[0].Current.Latency; l != 42*time.Millisecond {
+			t.Errorf("current latency %v, want 42ms", l)
+		}
+	})
+	tests := []struct {
+		name    string
+		setup   func(d *driver)
+		dec     policy.Decision
+		effects []string
+	}{
+		{"cooldown_elapsed in cooldown", func(d *driver) { d.cooldown(subA, subB) },
+			policy.Decision{Event: fsm.CooldownElapsed, Reason: "scripted"},
+			[]string{"cooldown --cooldown_elapsed--> attached", `decided "cooldown_elapsed"`}},
+		{"candidate_better in cooldown: the chart ignores it", func(d *driver) { d.cooldown(subA, subB) },
+			better("c"), []string{`decided "candidate_better"`}},
+		{"candidate_better while joining: the chart ignores it", func(d *driver) { d.step(Attach{Substrate: subA}) },
+			better("c"), []string{`decided "candidate_better"`}},
+		{"nothing to do", func(d *driver) { d.attached(subA) }, policy.Decision{}, []string{`decided ""`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			tc.setup(d)
+			want(t, "effects", d.observe(tc.dec, Candidate{Substrate: subC, Latency: time.Millisecond}), tc.effects...)
+		})
+	}
+}
+
+func TestRulePolicyOwnSubstrate(t *testing.T) {
+	for _, setup := range []func(d *driver){
+		func(d *driver) { d.attached(subA) },
+		func(d *driver) { d.attached(subA); d.observe(policy.Decision{}, Candidate{Substrate: subB}) },
+	} {
+		d := newDriver(t, quiet(Config{}))
+		setup(d)
+		want(t, "effects", d.observe(better("a"), Candidate{Substrate: subA, Latency: time.Millisecond}), `decided "candidate_better"`)
+		if d.e.State() != fsm.Attached || d.e.Stats().Dials != 1 {
+			t.Errorf("state %s, %d dials: want attached, no dial", d.e.State(), d.e.Stats().Dials)
+		}
+	}
+}
+
+func TestRuleLearnSubstrates(t *testing.T) {
+	tests := []struct {
+		name   string
+		inputs []Input
+		want   []Substrate
+	}{
+		{name: "by URL, then named: one entry gains id and enclave", inputs: []Input{
+			Attach{Substrate: Substrate{URL: subA.URL}},
+			Observe{Candidates: []Candidate{{Substrate: Substrate{ID: "a", URL: subA.URL, Enclave: "e1"}}}},
+		}, want: []Substrate{{ID: "a", URL: subA.URL, Enclave: "e1"}}},
+		{name: "same id at another URL: the first URL is kept", inputs: []Input{
+			Observe{Candidates: []Candidate{{Substrate: subB}}},
+			Observe{Candidates: []Candidate{{Substrate: Substrate{ID: "b", URL: subC.URL}}}},
+		}, want: []Substrate{subB}},
+		{name: "never this node, never without a URL or an id", inputs: []Input{
+			Observe{Candidates: []Candidate{{Substrate: Substrate{ID: "me", URL: subA.URL}}, {Substrate: Substrate{ID: "b"}},
+				{Substrate: Substrate{URL: subC.URL}}}},
+		}},
+		{name: "a goodbye's alternatives, even when it changes nothing", inputs: []Input{
+			Attach{Substrate: subA},
+			GoodbyeReceived{Link: 1, Goodbye: goodbye("at capacity", parent("b", 2), wire.Parent{ID: "x", Address: "10.0.0.8"})},
+		}, want: []Substrate{subA, subB}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			for _, in := range tc.inputs {
+				d.step(in)
+			}
+			if got := d.e.Known(); !slices.Equal(got, tc.want) && len(got)+len(tc.want) > 0 {
+				t.Errorf("known %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// raceOrder is the order in which a move dials: the candidates racing, then
+// the queue.
+func (d *driver) raceOrder() []string {
+	var out []string
+	for _, c := range d.e.Candidates() {
+		out = append(out, c.ID)
+	}
+	for _, q := range d.e.queue {
+		out = append(out, q.ID)
+	}
+	return out
+}
+
+func TestRuleAlternativesOrder(t *testing.T) {
+	ms := time.Millisecond
+	cand := func(s Substrate, enclave string, rtt time.Duration) Candidate {
+		s.Enclave = enclave
+		return Candidate{Substrate: s, Latency: rtt}
+	}
+	tests := []struct {
+		name    string
+		enclave string
+		known   []Candidate
+		fail    []Substrate // backed off before the move
+		alts    []wire.Parent
+		want    []string
+	}{
+		{name: "best measured first, unmeasured last",
+			known: []Candidate{cand(subB, "", 50*ms), cand(subC, "", 10*ms), cand(subD, "", 0)}, want: []string{"c", "b", "d"}},
+		{name: "same enclave first",
+			enclave: "e1", known: []Candidate{cand(subB, "e2", ms), cand(subC, "e1", 100*ms)}, want: []string{"c", "b"}},
+		{name: "no enclave of its own: latency alone",
+			known: []Candidate{cand(subB, "e2", ms), cand(subC, "e1", 100*ms)}, want: []string{"b", "c"}},
+		{name: "backed off last, even the best",
+			enclave: "e1", known: []Candidate{cand(subB, "e1", ms), cand(subC, "e2", 100*ms)}, fail: []Substrate{subB}, want: []string{"c", "b"}},
+		{name: "a goodbye's alternatives ranked with the rest",
+			known: []Candidate{cand(subB, "", 50*ms)}, alts: []wire.Parent{parent("c", 3)}, want: []string{"b", "c"}},
+		{name: "never this node nor the primary",
+			alts: []wire.Parent{parent("me", 9), parent("a", 1), parent("b", 2)}, want: []string{"b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{Enclave: tc.enclave}))
+			d.attached(subA)
+			d.observe(policy.Decision{}, tc.known...)
+			for _, s := range tc.fail {
+				d.e.reg.failed(s, d.now, time.Second, time.Second, d.e.rng)
+			}
+			d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown", tc.alts...)})
+			if got := d.raceOrder(); !slices.Equal(got, tc.want) {
+				t.Errorf("race order %v, want %v", got, tc.want)
+			}
+		})
+	}
+	t.Run("never one already racing", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.migrating(subA, subB)
+		d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown", parent("b", 2), parent("c", 3))})
+		if got := d.raceOrder(); !slices.Equal(got, []string{"b", "c"}) || len(d.e.queue) != 1 {
+			t.Errorf("race order %v (queue %v), want b racing and c queued once", got, d.e.queue)
+		}
+	})
+	t.Run("dial_alternative skips what became undialable", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.attached(subA)
+		d.e.queue = []Substrate{subA, {ID: "me", URL: subD.URL}, subC}
+		d.e.moving = true
+		want(t, "candidate_better", d.observe(better("b"), Candidate{Substrate: subB}),
+			"dial 2 b", "hello 2", "attached --candidate_better--> handshaking", `decided "candidate_better"`)
+		want(t, "attempt_delay", without(d.until(250*time.Millisecond), "ping"))
+		want(t, "b fails", d.step(LinkClosed{Link: 2}), "close 2 abort", "dial 3 c", "hello 3", "handshaking --new_failed--> handshaking")
+	})
+	t.Run("ties at random, the same for the same seed", func(t *testing.T) {
+		firsts := map[string]int{}
+		for seed := range uint64(40) {
+			var orders [2][]string
+			for i := range orders {
+				d := newDriver(t, quiet(Config{Seed: seed}))
+				d.attached(subA)
+				d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown", parent("b", 2), parent("c", 3), parent("d", 4))})
+				orders[i] = d.raceOrder()
+			}
+			if !slices.Equal(orders[0], orders[1]) {
+				t.Fatalf("seed %d: orders %v and %v differ", seed, orders[0], orders[1])
+			}
+			firsts[orders[0][0]]++
+		}
+		if len(firsts) != 3 {
+			t.Errorf("first alternative over 40 seeds: %v, want each of b, c, d at least once", firsts)
+		}
+	})
+}
+
+func TestRuleFailureBackoff(t *testing.T) {
+	failPing := PingDone{Link: 1, Err: errors.New("ping timeout")}
+	tests := []struct {
+		name    string
+		setup   func(d *driver)
+		trigger []Input // at 1s
+		failed  Substrate
+	}{
+		{"primary's goodbye", func(d *driver) { d.attached(subA) }, []Input{GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")}}, subA},
+		{"refusal", func(d *driver) { d.migrating(subA, subB) }, []Input{GoodbyeReceived{Link: 2, Goodbye: goodbye("at capacity")}}, subB},
+		{"handshake timeout", func(d *driver) { d.step(Attach{Substrate: subA}); d.at(9 * time.Second) }, []Input{Tick{}}, subA},
+		{"primary died", func(d *driver) { d.attached(subA) }, []Input{LinkClosed{Link: 1}}, subA},
+		{"candidate died", func(d *driver) { d.migrating(subA, subB) }, []Input{LinkClosed{Link: 2}}, subB},
+		{"primary missed its heartbeats", func(d *driver) { d.attached(subA) }, []Input{failPing, failPing, failPing}, subA},
+		{"bad frame from a candidate", func(d *driver) { d.migrating(subA, subB) }, []Input{FrameRejected{Link: 2}}, subB},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			tc.setup(d)
+			d.at(10 * time.Second)
+			for _, in := range tc.trigger {
+				d.step(in)
+			}
+			d.backedOff(tc.failed, 1)
+		})
+	}
+	t.Run("not for a bad frame from the primary, nor a late message", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.attached(subA)
+		d.step(FrameRejected{Link: 1})
+		d.step(GossipReceived{Link: 1, Message: wireMsg("m1", t0.Add(-time.Hour))})
+		d.backedOff(subA, 0)
+	})
+	t.Run("doubling, capped, cleared when promoted", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{FailureBackoff: time.Second, FailureBackoffMax: 3 * time.Second}))
+		d.step(Attach{Substrate: subA})
+		for n := 1; n <= 4; n++ {
+			want(t, "dial fails", transitions(d.step(LinkClosed{Link: LinkID(n)})), "joining --new_failed--> detached")
+			d.backedOff(subA, n) // 1s, 2s, 3s (capped), 3s: each plus up to half
+			// a is the only substrate known: it is dialled anyway.
+			if _, effs := d.firstTransition(time.Hour); !slices.Equal(transitions(effs), []string{"detached --attach--> joining"}) {
+				t.Fatalf("rejoin %d: %v", n, effs)
+			}
+		}
+		d.step(Welcomed{Link: 5, Welcome: welcome("a")})
+		d.backedOff(subA, 0)
+	})
+}
+
+func TestRuleGuards(t *testing.T) {
+	ms := time.Millisecond
+	d := newDriver(t, quiet(Config{RaceWidth: 2}))
+	d.attached(subA)
+	d.observe(policy.Decision{}, Candidate{Substrate: subB, Latency: ms}, Candidate{Substrate: subC, Latency: 2 * ms},
+		Candidate{Substrate: subD, Latency: 4 * ms})
+	steps := []struct {
+		at      time.Duration
+		in      Input
+		effects []string
+	}{
+		{0, GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")}, []string{"dial 2 b", "hello 2", "attached --goodbye--> handshaking"}},
+		// has_alternative: d is queued and one candidate races.
+		{250 * ms, Tick{}, []string{"dial 3 c", "hello 3", "handshaking --attempt_delay--> handshaking"}},
+		// has_alternative fails: RaceWidth candidates race.
+		{500 * ms, Tick{}, nil},
+		// has_alternative: the failed candidate does not count.
+		{600 * ms, LinkClosed{Link: 2}, []string{"close 2 abort", "dial 4 d", "hello 4", "handshaking --new_failed--> handshaking"}},
+		// others_racing: nothing queued, but d still races.
+		{700 * ms, LinkClosed{Link: 3}, []string{"close 3 abort", "handshaking --new_failed--> handshaking"}},
+		// neither: the last candidate failed.
+		{800 * ms, LinkClosed{Link: 4}, []string{"close 4 abort", "handshaking --new_failed--> attached"}},
+	}
+	for _, s := range steps {
+		want(t, fmt.Sprintf("%T at %v", s.in, s.at), d.at(s.at).step(s.in), s.effects...)
+	}
+	if got := d.e.Stats().Dials; got != 4 {
+		t.Errorf("%d dials, want 4", got)
+	}
+}
+
+func TestRuleHandshakeDeadline(t *testing.T) {
+	t.Run("joining", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.step(Attach{Substrate: subA})
+		want(t, "before", transitions(d.until(10*time.Second-1)))
+		want(t, "at 10s", d.until(10*time.Second), "close 1 abort", "joining --handshake_timeout--> detached")
+		d.backedOff(subA, 1)
+	})
+	t.Run("each candidate from its own hello", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{HandshakeTimeout: 2 * time.Second}))
+		d.attached(subA)
+		d.observe(policy.Decision{}, Candidate{Substrate: subB, Latency: time.Millisecond}, Candidate{Substrate: subC, Latency: 3 * time.Millisecond})
+		d.at(time.Second).step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")})
+		at, effs := d.firstTransition(time.Minute)
+		want(t, fmt.Sprintf("attempt delay at %v", at), effs, "dial 3 c", "hello 3", "handshaking --attempt_delay--> handshaking")
+		at, effs = d.firstTransition(time.Minute)
+		want(t, fmt.Sprintf("b at %v", at), effs, "close 2 abort", "handshaking --handshake_timeout--> handshaking")
+		if at != 3*time.Second {
+			t.Errorf("b timed out at %v, want 3s", at)
+		}
+		at, effs = d.firstTransition(time.Minute)
+		want(t, fmt.Sprintf("c at %v", at), effs, "close 3 abort", "handshaking --handshake_timeout--> attached")
+		if at != 3250*time.Millisecond {
+			t.Errorf("c timed out at %v, want 3.25s", at)
+		}
+	})
+	t.Run("a welcome in time", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.step(Attach{Substrate: subA})
+		d.at(10*time.Second - 1).step(Welcomed{Link: 1, Welcome: welcome("a")})
+		want(t, "after", transitions(d.until(time.Minute)))
+		if d.e.State() != fsm.Attached {
+			t.Errorf("state %s, want attached", d.e.State())
+		}
+	})
+}
+
+func TestRuleAttemptDelay(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name    string
+		cfg     Config
+		known   []Candidate
+		welcome time.Duration // b welcomes at; 0: never
+		at      time.Duration // first transition after the goodbye at 1s
+		effects []string
+	}{
+		{name: "default 250ms: the next alternative joins", known: []Candidate{{Substrate: subB, Latency: ms}, {Substrate: subC, Latency: 3 * ms}},
+			at: 1250 * ms, effects: []string{"dial 3 c", "hello 3", "handshaking --attempt_delay--> handshaking"}},
+		{name: "100ms", cfg: Config{AttemptDelay: 100 * ms}, known: []Candidate{{Substrate: subB, Latency: ms}, {Substrate: subC, Latency: 3 * ms}},
+			at: 1100 * ms, effects: []string{"dial 3 c", "hello 3", "handshaking --attempt_delay--> handshaking"}},
+		{name: "a welcome first: no widening", known: []Candidate{{Substrate: subB, Latency: ms}, {Substrate: subC, Latency: 3 * ms}},
+			welcome: 1200 * ms, at: 2200 * ms, effects: []string{"close 1 normal", "overlapping --overlap_done--> cooldown"}},
+		{name: "nothing left: fired once, ignored", known: []Candidate{{Substrate: subB, Latency: ms}},
+			at: 11 * time.Second, effects: []string{"close 2 abort", "handshaking --handshake_timeout--> attached"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(tc.cfg))
+			d.attached(subA)
+			d.observe(policy.Decision{}, tc.known...)
+			want(t, "goodbye", d.at(time.Second).step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")}),
+				"dial 2 b", "hello 2", "attached --goodbye--> handshaking")
+			if tc.welcome > 0 {
+				d.until(tc.welcome - 1)
+				d.at(tc.welcome).step(Welcomed{Link: 2, Welcome: welcome("b")})
+				d.step(PingDone{Link: 2, RTT: ms})
+			}
+			at, effs := d.firstTransition(time.Minute)
+			want(t, "first transition", without(effs, "ping"), tc.effects...)
+			if at != tc.at {
+				t.Errorf("at %v, want %v", at, tc.at)
+			}
+		})
+	}
+	t.Run("a policy migration does not race", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.attached(subA)
+		d.observe(policy.Decision{}, Candidate{Substrate: subC, Latency: ms})
+		d.migratingTo(subB)
+		at, effs := d.firstTransition(time.Minute)
+		want(t, fmt.Sprintf("at %v", at), effs, "close 2 abort", "handshaking --handshake_timeout--> attached")
+	})
+}
