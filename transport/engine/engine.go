@@ -380,7 +380,10 @@ func (e *Engine) gossip(in GossipReceived) {
 			skew, ok = o.fromNew(msg.MessageID, e.now)
 		}
 		if ok {
+			// A new sample may shrink the margin: the overlap may end
+			// earlier than the check scheduled with the previous margin.
 			e.skew.add(skew)
+			e.ovCheck = e.now
 		}
 	}
 	if e.seen.Seen(msg.MessageID, e.now) {
