@@ -178,7 +178,8 @@ func Rules() []Rule {
 			"the overlap is checked (at welcome, at each pong of the new link, and when the margin can next expire)",
 			"overlap_done is fired when the new link answered a ping, the margin has passed since the welcome, no old-link " +
 				"message after the exempt boundary (the later of the welcome and the old arrival of the first id seen on both " +
-				"links, plus the margin) is missing from the new link, and no exempt missing message arrived within the last margin",
+				"links, plus the margin) has been missing from the new link for a margin, the first old-link message after the " +
+				"boundary is a margin old, and no exempt missing message arrived within the last margin",
 			"TestRuleOverlapCatchUp"},
 		{"overlap_margin",
 			"ids seen on both links during an overlap",
