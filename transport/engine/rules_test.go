@@ -908,3 +908,222 @@ func TestRuleAttemptDelay(t *testing.T) {
 		want(t, fmt.Sprintf("at %v", at), effs, "close 2 abort", "handshaking --handshake_timeout--> attached")
 	})
 }
+
+// pingRun attaches to a at 0 and answers every ping of link 1 after rtt,
+// with gossip on link 1 every gossipEvery (0: none), until end; it returns
+// the time and timeout of each ping.
+func pingRun(t *testing.T, cfg Config, rtt, gossipEvery, end time.Duration) (at, timeout []time.Duration) {
+	d := newDriver(t, cfg)
+	d.step(Attach{Substrate: subA})
+	var pongs []time.Duration // pending answers, in order
+	record := func(effs []Effect) {
+		for _, f := range effs {
+			if p, ok := f.(Ping); ok && p.Link == 1 {
+				at, timeout = append(at, d.now.Sub(t0)), append(timeout, p.Timeout)
+				pongs = append(pongs, d.now.Sub(t0)+rtt)
+			}
+		}
+	}
+	record(d.raw(Welcomed{Link: 1, Welcome: welcome("a")}))
+	nextGossip, n := gossipEvery, 0
+	for range 10_000 {
+		next := end
+		if dl, ok := d.e.NextDeadline(); ok && dl.Sub(t0) < next {
+			next = dl.Sub(t0)
+		}
+		if len(pongs) > 0 && pongs[0] < next {
+			next = pongs[0]
+		}
+		if gossipEvery > 0 && nextGossip < next {
+			next = nextGossip
+		}
+		if next >= end {
+			return at, timeout
+		}
+		d.at(next)
+		switch {
+		case len(pongs) > 0 && pongs[0] == next:
+			pongs = pongs[1:]
+			record(d.raw(PingDone{Link: 1, RTT: rtt}))
+		case gossipEvery > 0 && nextGossip == next:
+			n++
+			nextGossip += gossipEvery
+			record(d.raw(d.gossip(1, fmt.Sprint("m", n))))
+		default:
+			record(d.raw(Tick{}))
+		}
+	}
+	t.Fatal("pingRun: more than 10000 steps")
+	return nil, nil
+}
+
+func TestRulePingSchedule(t *testing.T) {
+	ms, s := time.Millisecond, time.Second
+	tests := []struct {
+		name        string
+		cfg         Config
+		rtt, gossip time.Duration
+		at, timeout []time.Duration
+	}{
+		{name: "silent link: pinged once silent for SuspectMin (SRTT + 4·RTTVAR = 30ms)", rtt: 10 * ms,
+			at:      []time.Duration{0, 1010 * ms, 2020 * ms, 3030 * ms},
+			timeout: []time.Duration{5 * s, s, s, s}},
+		{name: "chatty link: every HeartbeatInterval", rtt: 10 * ms, gossip: 200 * ms,
+			at:      []time.Duration{0, 5 * s},
+			timeout: []time.Duration{5 * s, s}},
+		{name: "between the bounds: SRTT + 4·RTTVAR", rtt: 400 * ms,
+			// 400 + 4·200 = 1.2s; then RTTVAR 150: 400 + 600 = 1s.
+			at:      []time.Duration{0, 1600 * ms, 3000 * ms},
+			timeout: []time.Duration{5 * s, 1200 * ms, s}},
+		{name: "clamped to SuspectMax, and one ping outstanding at a time", rtt: 2 * s,
+			at:      []time.Duration{0, 5 * s},
+			timeout: []time.Duration{5 * s, 5 * s}},
+		{name: "configured bounds", cfg: Config{SuspectMin: 300 * ms, SuspectMax: 2 * s, HeartbeatInterval: 10 * s}, rtt: 10 * ms,
+			at:      []time.Duration{0, 310 * ms, 620 * ms},
+			timeout: []time.Duration{2 * s, 300 * ms, 300 * ms}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			end := tc.at[len(tc.at)-1] + time.Millisecond
+			at, timeout := pingRun(t, tc.cfg, tc.rtt, tc.gossip, end)
+			if !slices.Equal(at, tc.at) || !slices.Equal(timeout, tc.timeout) {
+				t.Errorf("pings at %v with timeouts %v;\nwant at %v with %v", at, timeout, tc.at, tc.timeout)
+			}
+		})
+	}
+	t.Run("a candidate is pinged once welcomed", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.migrating(subA, subB) // no ping 2 while it handshakes
+		want(t, "welcome", d.step(Welcomed{Link: 2, Welcome: welcome("b")}), "handshaking --handshake_ok--> overlapping", "ping 2")
+	})
+}
+
+func TestRulePong(t *testing.T) {
+	d := newDriver(t, quiet(Config{}))
+	d.step(Attach{Substrate: subA})
+	d.step(Welcomed{Link: 1, Welcome: welcome("a")})
+	d.step(PingDone{Link: 1, RTT: 100 * time.Millisecond})
+	d.step(PingDone{Link: 1, RTT: 200 * time.Millisecond})
+	// SRTT 100 + (200-100)/8; RTTVAR 50 + (100-50)/4.
+	if got, want := d.e.PrimaryRTT(), 112500*time.Microsecond; got != want {
+		t.Errorf("SRTT %v, want %v", got, want)
+	}
+	if got, want := d.e.primary.rttvar, 62500*time.Microsecond; got != want {
+		t.Errorf("RTTVAR %v, want %v", got, want)
+	}
+	if k := d.known(subA); k.rtt != d.e.PrimaryRTT() {
+		t.Errorf("a ranked with rtt %v, want the SRTT", k.rtt)
+	}
+	// An answered ping resets the missed count: two misses, an answer, two
+	// misses never reach MissedHeartbeats (3).
+	fail := PingDone{Link: 1, Err: errors.New("timeout")}
+	for i, in := range []Input{fail, fail, PingDone{Link: 1, RTT: time.Millisecond}, fail, fail} {
+		want(t, fmt.Sprint("ping ", i), transitions(d.step(in)))
+	}
+	if d.e.State() != fsm.Attached || d.e.primary.missed != 2 {
+		t.Errorf("state %s, missed %d: want attached, 2", d.e.State(), d.e.primary.missed)
+	}
+}
+
+func TestRuleSuspectPrimary(t *testing.T) {
+	fail := PingDone{Link: 1, Err: errors.New("ping timeout")}
+	tests := []struct {
+		name    string
+		setup   func(d *driver) LinkID
+		effects []string
+	}{
+		{name: "attached, an alternative known: migrate, keep the old link", setup: func(d *driver) LinkID {
+			d.attached(subA)
+			d.observe(policy.Decision{}, Candidate{Substrate: subB})
+			return 1
+		}, effects: []string{"dial 2 b", "hello 2", "attached --old_suspected--> handshaking"}},
+		{name: "attached, nothing else known: keep pinging", setup: func(d *driver) LinkID { d.attached(subA); return 1 }},
+		{name: "cooldown: cooldown does not apply", setup: func(d *driver) LinkID { d.cooldown(subA, subB); return 2 },
+			effects: []string{"dial 3 a", "hello 3", "cooldown --old_suspected--> handshaking"}},
+		{name: "handshaking: the migration goes on", setup: func(d *driver) LinkID { d.migrating(subA, subB); return 1 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			link := tc.setup(d)
+			forced := d.pol.forced
+			fail.Link = link
+			want(t, "first failed ping", d.at(3*time.Second).step(fail), tc.effects...)
+			if id, _, _ := d.e.Primary(); id != link {
+				t.Errorf("primary %d, want %d kept", id, link)
+			}
+			if suspected := len(tc.effects) > 0; (d.e.Stats().Suspected == 1) != suspected || (d.pol.forced == forced+1) != suspected {
+				t.Errorf("Suspected %d, policy told forced %d times: want %v", d.e.Stats().Suspected, d.pol.forced-forced, suspected)
+			}
+			want(t, "second failed ping", transitions(d.step(fail)))
+		})
+	}
+	t.Run("defaults: a primary silent from 0 is suspected at 2s", func(t *testing.T) {
+		d := newDriver(t, Config{})
+		d.attached(subA) // ping at 0, answered at 0 with 10ms
+		d.observe(policy.Decision{}, Candidate{Substrate: subB})
+		at, effs := d.next()
+		want(t, fmt.Sprintf("ping at %v", at), effs, "ping 1")
+		if at != time.Second {
+			t.Errorf("silence ping at %v, want 1s (SuspectMin after the last pong)", at)
+		}
+		// The shell reports the ping unanswered after its 1s timeout.
+		// Still silent: pinged again at once.
+		want(t, "suspected", d.at(2*time.Second).step(fail), "dial 2 b", "hello 2", "attached --old_suspected--> handshaking", "ping 1")
+	})
+}
+
+func TestRuleMissedHeartbeats(t *testing.T) {
+	fail := func(l LinkID) PingDone { return PingDone{Link: l, Err: errors.New("ping timeout")} }
+	tests := []struct {
+		name    string
+		cfg     Config
+		setup   func(d *driver)
+		link    LinkID
+		effects []string // of the failure that reaches MissedHeartbeats
+		failed  Substrate
+	}{
+		{name: "primary, nothing else known: detach", setup: func(d *driver) { d.attached(subA) }, link: 1,
+			effects: []string{"close 1 abort", "attached --old_died--> detached"}, failed: subA},
+		{name: "primary mid-migration: the candidate goes on alone", setup: func(d *driver) { d.migrating(subA, subB) }, link: 1,
+			effects: []string{"close 1 abort", "handshaking --old_died--> joining"}, failed: subA},
+		{name: "welcomed candidate: cancel", setup: func(d *driver) { d.overlapping(subA, subB) }, link: 2,
+			effects: []string{"close 2 abort", "overlapping --new_failed--> attached"}, failed: subB},
+		{name: "MissedHeartbeats 1: the first miss", cfg: Config{MissedHeartbeats: 1}, setup: func(d *driver) { d.attached(subA) }, link: 1,
+			effects: []string{"close 1 abort", "attached --old_died--> detached"}, failed: subA},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(tc.cfg))
+			tc.setup(d)
+			d.at(500 * time.Millisecond)
+			for i := 1; i < d.e.cfg.MissedHeartbeats; i++ {
+				want(t, fmt.Sprint("miss ", i), without(d.step(fail(tc.link)), "ping"))
+			}
+			want(t, "last miss", d.step(fail(tc.link)), tc.effects...)
+			d.backedOff(tc.failed, 1)
+			if n := d.e.Stats().PingsFailed; n != d.e.cfg.MissedHeartbeats {
+				t.Errorf("PingsFailed %d, want %d", n, d.e.cfg.MissedHeartbeats)
+			}
+		})
+	}
+}
+
+func TestRuleStarvedPing(t *testing.T) {
+	d := newDriver(t, quiet(Config{}))
+	d.attached(subA)
+	d.observe(policy.Decision{}, Candidate{Substrate: subB})
+	for i := range 5 {
+		want(t, fmt.Sprint("starved ", i), transitions(d.at(time.Duration(i+1)*time.Second).step(
+			PingDone{Link: 1, Err: errors.New("no pong read"), Starved: true})))
+	}
+	if s := d.e.Stats(); s.PingsFailed != 0 || d.e.primary.missed != 0 || d.e.State() != fsm.Attached {
+		t.Errorf("PingsFailed %d, missed %d, state %s: a starved ping counted", s.PingsFailed, d.e.primary.missed, d.e.State())
+	}
+	if d.e.primary.pinging {
+		t.Error("the starved ping is still outstanding: the link would never be pinged again")
+	}
+	// The next real failure is the first.
+	want(t, "a real failure", d.step(PingDone{Link: 1, Err: errors.New("timeout")}),
+		"dial 2 b", "hello 2", "attached --old_suspected--> handshaking")
+}
