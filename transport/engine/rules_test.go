@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"github.com/repram/handover/transport/wire"
@@ -1126,4 +1127,244 @@ func TestRuleStarvedPing(t *testing.T) {
 	// The next real failure is the first.
 	want(t, "a real failure", d.step(PingDone{Link: 1, Err: errors.New("timeout")}),
 		"dial 2 b", "hello 2", "attached --old_suspected--> handshaking")
+}
+
+// overlapRun migrates from a to b, welcomed at 1s and its first ping
+// answered at 1s, then feeds arrivals (at, link, id), stepping every
+// deadline, until a transition or 1 minute; it returns the transition and
+// when it happened.
+type arrival struct {
+	at   time.Duration
+	link LinkID
+	id   string
+}
+
+func overlapRun(t *testing.T, cfg Config, arrivals []arrival) (time.Duration, []string, *driver) {
+	d := newDriver(t, quiet(cfg))
+	d.attached(subA)
+	d.migratingTo(subB)
+	d.at(time.Second).step(Welcomed{Link: 2, Welcome: welcome("b")})
+	d.step(PingDone{Link: 2, RTT: time.Millisecond})
+	slices.SortStableFunc(arrivals, func(a, b arrival) int { return cmp.Compare(a.at, b.at) })
+	for _, a := range arrivals {
+		if at, effs := d.firstTransition(a.at - 1); at >= 0 {
+			return at, effs, d
+		}
+		d.at(a.at)
+		if effs := d.step(d.gossip(a.link, a.id)); len(transitions(effs)) > 0 {
+			return a.at, effs, d
+		}
+	}
+	at, effs := d.firstTransition(time.Minute)
+	return at, effs, d
+}
+
+// stream is n ids, one every `every` from start on the old link, and on the
+// new link lag later (lag < 0: never).
+func stream(n int, start, every, lag time.Duration) []arrival {
+	var out []arrival
+	for k := range n {
+		at := start + time.Duration(k)*every
+		out = append(out, arrival{at, 1, fmt.Sprint("m", k)})
+		if lag >= 0 {
+			out = append(out, arrival{at + lag, 2, fmt.Sprint("m", k)})
+		}
+	}
+	return out
+}
+
+func TestRuleOverlapCatchUp(t *testing.T) {
+	ms, s := time.Millisecond, time.Second
+	done := []string{"close 1 normal", "overlapping --overlap_done--> cooldown"}
+	fixed := Config{OverlapFloor: 100 * ms, OverlapGrace: 100 * ms} // the margin is 100ms whatever the skew
+	lose := func(as []arrival, link LinkID, id string) []arrival {
+		return slices.DeleteFunc(as, func(a arrival) bool { return a.link == link && a.id == id })
+	}
+	tests := []struct {
+		name     string
+		cfg      Config
+		arrivals []arrival
+		at       time.Duration // exactly, or
+		by       time.Duration // at most (and after the welcome), when the margin is measured
+		effects  []string
+	}{
+		{name: "no traffic: the margin (OverlapGrace before any skew is measured)", at: 2 * s, effects: done},
+		{name: "an exempt tail on the old link drains first",
+			arrivals: []arrival{{1500 * ms, 1, "m1"}}, at: 2500 * ms, effects: done},
+		{name: "fixed margin, new link 5ms behind: done at the welcome + the margin, before any id past the boundary (1010+100)",
+			cfg: fixed, arrivals: stream(100, 1010*ms, 10*ms, 5*ms), at: 1105 * ms, effects: done},
+		{name: "fixed margin, an exempt tail until 1204: the first id past the boundary (1110) a margin old",
+			cfg: fixed, arrivals: append(stream(100, 1010*ms, 10*ms, 5*ms), arrival{1104 * ms, 1, "x"}), at: 1210 * ms, effects: done},
+		{name: "110 msg/s, the new link 20ms behind: switched once the skew is measured",
+			arrivals: stream(1000, 1010*ms, 9*ms, 20*ms), by: 1300 * ms, effects: done},
+		{name: "110 msg/s on both links at once",
+			arrivals: stream(1000, 1010*ms, 9*ms, 0), by: 1100 * ms, effects: done},
+		{name: "the first id past the boundary never reaches the new link: held until OverlapMax",
+			cfg: fixed, arrivals: append(lose(stream(100, 1010*ms, 10*ms, 5*ms), 2, "m10"), arrival{1104 * ms, 1, "x"}), at: 16 * s,
+			effects: []string{"close 2 abort", "overlapping --overlap_expired--> attached"}},
+		{name: "the new link forwards nothing: held until OverlapMax",
+			arrivals: stream(1000, 1010*ms, 9*ms, -1), at: 16 * s,
+			effects: []string{"close 2 abort", "overlapping --overlap_expired--> attached"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			at, effs, d := overlapRun(t, tc.cfg, tc.arrivals)
+			want(t, "transition", without(without(effs, "ping"), "deliver"), tc.effects...)
+			if tc.by == 0 && at != tc.at || tc.by > 0 && (at <= s || at > tc.by) {
+				t.Errorf("at %v, want %v (by %v)", at, tc.at, tc.by)
+			}
+			if d.e.State() == fsm.Cooldown {
+				if id, p, _ := d.e.Primary(); id != 2 || p.ID != "b" {
+					t.Errorf("primary %d %s, want 2 b", id, p.ID)
+				}
+			}
+		})
+	}
+	t.Run("the switch closes the old link normally, then promotes", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.overlapping(subA, subB)
+		want(t, "switch", d.until(time.Second), "close 1 normal", "overlapping --overlap_done--> cooldown")
+		if d.e.Stats().Migrations != 1 || d.pol.attached[len(d.pol.attached)-1] != "b" {
+			t.Errorf("migrations %d, policy told attached %v", d.e.Stats().Migrations, d.pol.attached)
+		}
+	})
+	t.Run("no pong from the new link: no switch", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.attached(subA)
+		d.migratingTo(subB)
+		d.step(Welcomed{Link: 2, Welcome: welcome("b")})
+		want(t, "until 14s", transitions(d.until(14*s)))
+		want(t, "pong", d.step(PingDone{Link: 2, RTT: ms}), "close 1 normal", "overlapping --overlap_done--> cooldown")
+	})
+}
+
+func TestRuleOverlapMargin(t *testing.T) {
+	ms := time.Millisecond
+	t.Run("bounds", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			cfg  Config
+			lag  time.Duration
+			want time.Duration
+		}{
+			{"default floor 50ms: one 10ms sample", Config{}, 10 * ms, 110 * ms},
+			{"within OverlapGrace", Config{OverlapGrace: 300 * ms}, 200 * ms, 300 * ms},
+			{"OverlapFloor", Config{OverlapFloor: 200 * ms, OverlapGrace: 2 * time.Second}, 0, 200 * ms},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				d := newDriver(t, quiet(tc.cfg))
+				d.overlapping(subA, subB)
+				if m := d.e.margin(); m != d.e.cfg.OverlapGrace {
+					t.Errorf("margin before any sample %v, want OverlapGrace %v", m, d.e.cfg.OverlapGrace)
+				}
+				d.at(10 * ms).step(d.gossip(1, "m1"))
+				d.at(10*ms + tc.lag).step(d.gossip(2, "m1"))
+				if m := d.e.margin(); m != tc.want {
+					t.Errorf("margin %v, want %v", m, tc.want)
+				}
+			})
+		}
+	})
+	t.Run("kept across overlaps: the next migration switches after the measured margin", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.overlapping(subA, subB)
+		d.at(10 * ms).step(d.gossip(1, "m1"))
+		d.at(20 * ms).step(d.gossip(2, "m1")) // one 10ms sample: margin 110ms
+		at, effs := d.firstTransition(time.Minute)
+		want(t, "first switch", transitions(effs), "overlapping --overlap_done--> cooldown")
+		if at != 110*ms { // the welcome + the margin; no id past the boundary (10+110)
+			t.Errorf("first switch at %v, want 110ms", at)
+		}
+		d.at(time.Minute).step(Observe{})
+		d.pol.next = []policy.Decision{{Event: fsm.CooldownElapsed}}
+		d.step(Observe{})
+		want(t, "second migration", transitions(d.observe(better("c"), Candidate{Substrate: subC})), "attached --candidate_better--> handshaking")
+		d.step(Welcomed{Link: 3, Welcome: welcome("c")})
+		d.step(PingDone{Link: 3, RTT: ms})
+		at, effs = d.firstTransition(2 * time.Minute)
+		want(t, "second switch", transitions(effs), "overlapping --overlap_done--> cooldown")
+		if at != time.Minute+110*ms {
+			t.Errorf("second switch at %v, want welcome + 110ms", at)
+		}
+	})
+}
+
+func TestRuleOverlapMax(t *testing.T) {
+	s := time.Second
+	tests := []struct {
+		name    string
+		cfg     Config
+		setup   func(d *driver)
+		at      time.Duration
+		effects []string
+	}{
+		{name: "policy migration: cancel, keep old", setup: func(d *driver) { d.overlapping(subA, subB) },
+			at: 15 * s, effects: []string{"close 2 abort", "overlapping --overlap_expired--> attached"}},
+		{name: "OverlapMax 3s", cfg: Config{OverlapMax: 3 * s}, setup: func(d *driver) { d.overlapping(subA, subB) },
+			at: 3 * s, effects: []string{"close 2 abort", "overlapping --overlap_expired--> attached"}},
+		{name: "the old link is leaving: the next alternative", setup: func(d *driver) {
+			d.overlapping(subA, subB)
+			d.observe(policy.Decision{}, Candidate{Substrate: subC})
+			d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")})
+		}, at: 15 * s, effects: []string{"close 2 abort", "dial 3 c", "hello 3", "overlapping --overlap_expired--> handshaking"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(tc.cfg))
+			tc.setup(d)
+			// The old link delivers a message the new one never does.
+			d.at(s + 100*time.Millisecond).step(d.gossip(1, "lost"))
+			at, effs := d.firstTransition(time.Minute)
+			want(t, "expired", effs, tc.effects...)
+			if at != tc.at {
+				t.Errorf("at %v, want %v", at, tc.at)
+			}
+		})
+	}
+}
+
+func TestRuleRejoinBackoff(t *testing.T) {
+	ms := time.Millisecond
+	d := newDriver(t, quiet(Config{RejoinBackoff: 100 * ms, RejoinBackoffMax: 350 * ms}))
+	d.step(Attach{Substrate: subA})
+	type rejoin struct {
+		at    time.Duration
+		dial  string
+		state fsm.State
+	}
+	// Every dial fails at once: the rejoins come after 100, 200, 350, 350ms.
+	var got []time.Duration
+	var dials []string
+	for n := 1; n <= 4; n++ {
+		want(t, "dial fails", transitions(d.step(LinkClosed{Link: LinkID(n)})), "joining --new_failed--> detached")
+		at, effs := d.firstTransition(time.Hour)
+		got, dials = append(got, at), append(dials, effs[0])
+	}
+	if want := []time.Duration{100 * ms, 300 * ms, 650 * ms, 1000 * ms}; !slices.Equal(got, want) {
+		t.Errorf("rejoins at %v, want %v", got, want)
+	}
+	if want := []string{"dial 2 a", "dial 3 a", "dial 4 a", "dial 5 a"}; !slices.Equal(dials, want) {
+		t.Errorf("rejoin dials %v, want %v (a backed-off substrate is dialled when it is the only one)", dials, want)
+	}
+	if n := d.e.Stats().Rejoins; n != 4 {
+		t.Errorf("Rejoins %d, want 4", n)
+	}
+	// A welcome resets the backoff.
+	d.step(Welcomed{Link: 5, Welcome: welcome("a")})
+	d.at(2 * time.Second)
+	want(t, "primary dies", transitions(d.step(LinkClosed{Link: 1 + 4})), "attached --old_died--> detached")
+	if at, _ := d.firstTransition(time.Hour); at != 2*time.Second+100*ms {
+		t.Errorf("rejoin after a welcome at %v, want after 100ms", at)
+	}
+	t.Run("rejoin races every known substrate, best first", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.attached(subA)
+		d.step(LinkClosed{Link: 1})
+		d.observe(policy.Decision{}, Candidate{Substrate: subB, Latency: 30 * ms}, Candidate{Substrate: subC, Latency: 10 * ms})
+		at, effs := d.firstTransition(time.Hour)
+		want(t, fmt.Sprintf("rejoin at %v", at), effs, "dial 2 c", "hello 2", "detached --attach--> joining")
+		if got := d.raceOrder(); !slices.Equal(got, []string{"c", "b", "a"}) {
+			t.Errorf("race order %v, want c b a (a died: backed off, last)", got)
+		}
+	})
 }
