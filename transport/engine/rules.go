@@ -195,8 +195,8 @@ func Rules() []Rule {
 		{"rejoin_backoff",
 			"the machine lands detached while substrates are known",
 			"a rejoin is armed after the backoff (RejoinBackoff, doubled per detach up to RejoinBackoffMax, reset when a " +
-				"candidate is promoted); at it every known substrate is queued, ranked, and attach is fired; with nothing known " +
-				"the engine waits for Attach",
+				"candidate is promoted); at it every known substrate is queued, ranked (a backed-off one is still dialled when " +
+				"it is the only one), and attach is fired",
 			"TestRuleRejoinBackoff"},
 	}
 }
