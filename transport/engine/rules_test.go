@@ -1327,11 +1327,6 @@ func TestRuleRejoinBackoff(t *testing.T) {
 	ms := time.Millisecond
 	d := newDriver(t, quiet(Config{RejoinBackoff: 100 * ms, RejoinBackoffMax: 350 * ms}))
 	d.step(Attach{Substrate: subA})
-	type rejoin struct {
-		at    time.Duration
-		dial  string
-		state fsm.State
-	}
 	// Every dial fails at once: the rejoins come after 100, 200, 350, 350ms.
 	var got []time.Duration
 	var dials []string
