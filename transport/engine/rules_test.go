@@ -1059,6 +1059,14 @@ func TestRuleSuspectPrimary(t *testing.T) {
 			want(t, "second failed ping", transitions(d.step(fail)))
 		})
 	}
+	t.Run("only the first failure in a row: later ones count toward MissedHeartbeats", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.attached(subA)
+		want(t, "first failure, nothing known", d.step(fail))
+		d.observe(policy.Decision{}, Candidate{Substrate: subB})
+		want(t, "second failure, b known", d.step(fail))
+		want(t, "third failure: dead", d.step(fail), "close 1 abort", "dial 2 b", "hello 2", "attached --old_died--> joining")
+	})
 	t.Run("defaults: a primary silent from 0 is suspected at 2s", func(t *testing.T) {
 		d := newDriver(t, Config{})
 		d.attached(subA) // ping at 0, answered at 0 with 10ms
