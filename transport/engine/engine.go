@@ -523,7 +523,9 @@ func (e *Engine) dialable(s Substrate) bool {
 	return !slices.ContainsFunc(e.cands, func(c *link) bool { return same(c.target, s) })
 }
 
-func same(a, b Substrate) bool { return (a.ID != "" && a.ID == b.ID) || (a.URL != "" && a.URL == b.URL) }
+func same(a, b Substrate) bool {
+	return (a.ID != "" && a.ID == b.ID) || (a.URL != "" && a.URL == b.URL)
+}
 
 // deadlines acts on every deadline that has passed.
 func (e *Engine) deadlines() {
