@@ -488,7 +488,8 @@ func (e *Engine) findLink(id LinkID) (*link, bool) {
 // prepareMove fills the queue for a move the node must make (goodbye,
 // suspicion, death): first the given alternatives and every other known
 // substrate, ranked together, but never the primary's own substrate nor a
-// racing one.
+// racing one. A candidate already racing then races the queue after the
+// attempt delay.
 func (e *Engine) prepareMove(alts []*known) {
 	var all []*known
 	seen := map[*known]bool{}
@@ -499,6 +500,15 @@ func (e *Engine) prepareMove(alts []*known) {
 		}
 	}
 	e.queue, e.moving = rank(all, e.cfg.Enclave, e.now, e.rng), true
+	// A policy candidate still handshaking armed no attempt delay: arm it
+	// from its hello, so that a hung candidate does not hold up the move.
+	if e.raceAt.IsZero() {
+		for _, c := range e.cands {
+			if at := c.handshakeBy.Add(e.cfg.AttemptDelay - e.cfg.HandshakeTimeout); !c.welcome && at.After(e.raceAt) {
+				e.raceAt = at
+			}
+		}
+	}
 }
 
 // enqueue appends what is not queued yet.

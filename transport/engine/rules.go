@@ -144,7 +144,8 @@ func Rules() []Rule {
 			"its substrate is backed off and handshake_timeout is fired about it",
 			"TestRuleHandshakeDeadline"},
 		{"attempt_delay",
-			"AttemptDelay has passed since the last alternative was dialled and no candidate welcomed",
+			"AttemptDelay has passed since the last alternative was dialled (or, when a move starts while the policy's " +
+				"candidate handshakes, since its hello) and no candidate welcomed",
 			"attempt_delay is fired once (the chart widens the race when has_alternative holds)",
 			"TestRuleAttemptDelay"},
 

@@ -302,9 +302,9 @@ func TestRulePrimaryGoodbye(t *testing.T) {
 			setup: func(d *driver) LinkID { d.cooldown(subA, subB); return 2 }, bye: goodbye("shutdown", parent("c", 3)),
 			// a was measured (its pong), c never: a first.
 			effects: []string{"dial 3 a", "hello 3", "cooldown --goodbye--> handshaking"}, state: fsm.Handshaking},
-		{name: "handshaking: the policy's candidate goes on, the alternatives wait in the queue",
+		{name: "handshaking: the policy's candidate, dialled 3s ago, is raced at once",
 			setup: func(d *driver) LinkID { d.migrating(subA, subB); return 1 }, bye: goodbye("shutdown", parent("c", 3)),
-			state: fsm.Handshaking},
+			effects: []string{"dial 3 c", "hello 3", "handshaking --attempt_delay--> handshaking"}, state: fsm.Handshaking},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -900,6 +900,38 @@ func TestRuleAttemptDelay(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a move while a policy candidate handshakes: counted from its hello", func(t *testing.T) {
+		for _, tc := range []struct {
+			name    string
+			at      time.Duration // of the move
+			move    Input
+			widenAt time.Duration
+			effects []string
+		}{
+			{"the primary dies at 1s", time.Second, LinkClosed{Link: 1}, time.Second,
+				[]string{"close 1 abort", "handshaking --old_died--> joining", "dial 3 c", "hello 3", "joining --attempt_delay--> joining"}},
+			{"the primary says goodbye at 100ms", 100 * ms, GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")}, 250 * ms,
+				[]string{"dial 3 c", "hello 3", "handshaking --attempt_delay--> handshaking"}},
+			{"the primary is suspected at 2s", 2 * time.Second, PingDone{Link: 1, Err: errors.New("timeout")}, 2 * time.Second,
+				[]string{"dial 3 c", "hello 3", "handshaking --attempt_delay--> handshaking"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				d := newDriver(t, quiet(Config{}))
+				d.attached(subA)
+				d.observe(policy.Decision{}, Candidate{Substrate: subC, Latency: ms})
+				d.migratingTo(subB) // b hangs
+				effs := d.at(tc.at).step(tc.move)
+				at := tc.at
+				if tc.widenAt > tc.at {
+					at, effs = d.firstTransition(time.Minute)
+				}
+				want(t, fmt.Sprintf("at %v", at), effs, tc.effects...)
+				if at != tc.widenAt {
+					t.Errorf("widened at %v, want %v", at, tc.widenAt)
+				}
+			})
+		}
+	})
 	t.Run("a policy migration does not race", func(t *testing.T) {
 		d := newDriver(t, quiet(Config{}))
 		d.attached(subA)
