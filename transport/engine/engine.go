@@ -252,8 +252,8 @@ func (e *Engine) observe(obs Observe) {
 	}
 	byID := map[string]Substrate{}
 	for _, c := range obs.Candidates {
-		if c.ID == "" || c.ID == e.cfg.NodeID {
-			continue
+		if c.ID == "" || c.ID == e.cfg.NodeID || c.URL == "" {
+			continue // cannot be dialled: not offered to the policy
 		}
 		if k := e.reg.learn(c.Substrate); k != nil && c.Latency > 0 {
 			k.rtt = c.Latency
@@ -268,7 +268,12 @@ func (e *Engine) observe(obs Observe) {
 			e.log.Debug().Str("candidate", d.Candidate.ID).Msg("policy named the primary's own substrate: not a migration")
 			break
 		}
-		e.target = byID[d.Candidate.ID]
+		t, ok := byID[d.Candidate.ID]
+		if !ok {
+			e.log.Warn().Str("candidate", d.Candidate.ID).Msg("policy named a substrate this cycle did not observe: not a migration")
+			break
+		}
+		e.target = t
 		e.fire(fsm.CandidateBetter, nil, "policy: "+d.Reason)
 	case fsm.CooldownElapsed:
 		e.fire(fsm.CooldownElapsed, nil, "policy: "+d.Reason)

@@ -108,6 +108,11 @@ func Rules() []Rule {
 			"the observed candidates are learned with their latency, the policy evaluates (the primary's latency defaults to its " +
 				"pings' SRTT), candidate_better or cooldown_elapsed is fired as decided, then the Decided effect is emitted",
 			"TestRulePolicyDecision"},
+		{"policy_unobserved_candidate",
+			"the policy decides candidate_better naming a substrate not among this cycle's dialable candidates " +
+				"(a candidate without id or URL, or this node, is never offered to it)",
+			"ignored: no event, a warning logged (a Policy other than package policy's may name anything)",
+			"TestRulePolicyOwnSubstrate"},
 		{"policy_own_substrate",
 			"the policy decides candidate_better naming the primary's own substrate",
 			"ignored: no event (a second hello from this node would replace its registration there)",

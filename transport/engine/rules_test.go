@@ -602,6 +602,19 @@ func TestRulePolicyDecision(t *testing.T) {
 }
 
 func TestRulePolicyOwnSubstrate(t *testing.T) {
+	t.Run("a substrate not observed this cycle, or without a URL", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.attached(subA)
+		want(t, "not observed", d.observe(better("c"), Candidate{Substrate: subB}), `decided "candidate_better"`)
+		want(t, "no URL", d.observe(better("c"), Candidate{Substrate: Substrate{ID: "c"}}), `decided "candidate_better"`)
+		if o := d.pol.obs[1]; len(o.Candidates) != 0 {
+			t.Errorf("candidates offered %+v, want none (c has no URL)", o.Candidates)
+		}
+		if d.e.State() != fsm.Attached || d.e.Stats().Dials != 1 {
+			t.Errorf("state %s, %d dials: want attached, no dial", d.e.State(), d.e.Stats().Dials)
+		}
+	})
+
 	for _, setup := range []func(d *driver){
 		func(d *driver) { d.attached(subA) },
 		func(d *driver) { d.attached(subA); d.observe(policy.Decision{}, Candidate{Substrate: subB}) },
