@@ -49,7 +49,7 @@ func checkShape(e *Engine) error {
 // input the next deadline lies in the future (a shell stepping at it never
 // spins).
 func TestEngineSoak(t *testing.T) {
-	schedules, steps := 400, 300
+	schedules, steps := 200, 300
 	if testing.Short() {
 		schedules = 50
 	}
