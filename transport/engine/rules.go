@@ -24,8 +24,9 @@ func Rules() []Rule {
 		// Commands.
 		{"attach_command",
 			"the embedder's Attach",
-			"refused with ErrNotDetached unless detached, and refused with an error when the substrate has no URL or is this node; " +
-				"otherwise the substrate is learned and queued alone as a forced move (a refusal's alternatives are raced) and attach is fired",
+			"refused with ErrNotDialable when the substrate has no URL or is this node, and with ErrNotDetached unless detached; " +
+				"otherwise the substrate is learned and queued alone as a forced move (a refusal's alternatives are raced, " +
+				"see candidate_goodbye) and attach is fired",
 			"TestRuleAttachCommand"},
 		{"close_command",
 			"the embedder's Close",
