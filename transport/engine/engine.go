@@ -505,15 +505,22 @@ func (e *Engine) prepareMove(alts []*known) {
 		}
 	}
 	e.queue, e.moving = rank(all, e.cfg.Enclave, e.now, e.rng), true
-	// A policy candidate still handshaking armed no attempt delay: arm it
-	// from its hello, so that a hung candidate does not hold up the move.
-	if e.raceAt.IsZero() {
-		for _, c := range e.cands {
-			if at := c.handshakeBy.Add(e.cfg.AttemptDelay - e.cfg.HandshakeTimeout); !c.welcome && at.After(e.raceAt) {
-				e.raceAt = at
-			}
-		}
+	// Candidates still racing without a welcome when the queue is refilled
+	// (the primary died or said goodbye mid-race): the attempt delay that
+	// found the old queue empty has passed, so widen the race with the new
+	// queue one attempt delay after the newest dial, not after the
+	// candidates' handshake timeout.
+	if e.raceAt.IsZero() && len(e.cands) > 0 && !slices.ContainsFunc(e.cands, func(c *link) bool { return c.welcome }) {
+		newest := e.cands[len(e.cands)-1].handshakeBy.Add(-e.cfg.HandshakeTimeout)
+		e.raceAt = maxTime(e.now, newest.Add(e.cfg.AttemptDelay))
 	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // enqueue appends what is not queued yet.
