@@ -13,6 +13,7 @@ import (
 
 	"github.com/repram/handover/fsm"
 	"github.com/repram/handover/policy"
+	"github.com/repram/handover/transport/engine"
 	"github.com/repram/handover/transport/substratetest"
 	"github.com/repram/handover/transport/wire"
 )
@@ -38,15 +39,16 @@ type harness struct {
 // assertions.
 func fastConfig() Config {
 	return Config{
-		Identity:          Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave, Address: "127.0.0.1"},
-		Secret:            testSecret,
-		HandshakeTimeout:  time.Second,
-		OverlapGrace:      100 * time.Millisecond,
-		OverlapMin:        200 * time.Millisecond,
-		OverlapMax:        2 * time.Second,
-		HeartbeatInterval: 200 * time.Millisecond,
-		RejoinBackoff:     20 * time.Millisecond,
-		RejoinBackoffMax:  200 * time.Millisecond,
+		Identity: Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave, Address: "127.0.0.1"},
+		Secret:   testSecret,
+		Tuning: engine.Tuning{
+			HandshakeTimeout:  time.Second,
+			OverlapGrace:      100 * time.Millisecond,
+			OverlapMax:        2 * time.Second,
+			HeartbeatInterval: 200 * time.Millisecond,
+			RejoinBackoff:     20 * time.Millisecond,
+			RejoinBackoffMax:  200 * time.Millisecond,
+		},
 	}
 }
 
@@ -106,8 +108,8 @@ func (h *harness) eventually(what string, cond func() bool) {
 	for !cond() {
 		if time.Now().After(deadline) {
 			st := h.node.Status()
-			h.t.Fatalf("timed out waiting for %s; state %s primary %q candidate %q stats %+v\nsteps:\n%s",
-				what, st.State, st.Primary.ID, st.Candidate.ID, st.Stats, h.timeline())
+			h.t.Fatalf("timed out waiting for %s; state %s primary %q candidates %v stats %+v\nsteps:\n%s",
+				what, st.State, st.Primary.ID, st.Candidates, st.Stats, h.timeline())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -126,7 +128,7 @@ func (h *harness) waitAttached(id string) {
 	h.t.Helper()
 	h.eventually("attached to "+id, func() bool {
 		st := h.node.Status()
-		return st.Primary.ID == id && st.Candidate.ID == "" && (st.State == fsm.Attached || st.State == fsm.Cooldown)
+		return st.Primary.ID == id && len(st.Candidates) == 0 && (st.State == fsm.Attached || st.State == fsm.Cooldown)
 	})
 }
 
@@ -163,21 +165,34 @@ func (h *harness) publishOne() error {
 }
 
 // publishing publishes one message every gap in the background until the
-// returned stop is called.
+// returned stop is called, or the test ends: the goroutine never outlives
+// the test, whichever way it ends.
 func (h *harness) publishing(gap time.Duration) (stop func()) {
 	var quit atomic.Bool
 	done := make(chan struct{})
+	var failed error
 	go func() {
 		defer close(done)
 		for !quit.Load() {
 			if err := h.publishOne(); err != nil {
-				h.t.Errorf("publish: %v", err)
+				failed = err
 				return
 			}
 			time.Sleep(gap)
 		}
 	}()
-	return func() { quit.Store(true); <-done }
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			quit.Store(true)
+			<-done
+			if failed != nil {
+				h.t.Errorf("publish: %v", failed)
+			}
+		})
+	}
+	h.t.Cleanup(stop)
+	return stop
 }
 
 // settle feeds empty cycles until the policy's cooldown after the last

@@ -169,6 +169,9 @@ func (e *Engine) Primary() (LinkID, Substrate, bool) {
 
 // Candidates returns the substrates of the racing candidates, in dial order.
 func (e *Engine) Candidates() []Substrate {
+	if len(e.cands) == 0 {
+		return nil
+	}
 	out := make([]Substrate, len(e.cands))
 	for i, c := range e.cands {
 		out[i] = c.target
@@ -515,7 +518,9 @@ func (e *Engine) dialable(s Substrate) bool {
 	return !slices.ContainsFunc(e.cands, func(c *link) bool { return same(c.target, s) })
 }
 
-func same(a, b Substrate) bool { return (a.ID != "" && a.ID == b.ID) || (a.URL != "" && a.URL == b.URL) }
+func same(a, b Substrate) bool {
+	return (a.ID != "" && a.ID == b.ID) || (a.URL != "" && a.URL == b.URL)
+}
 
 // deadlines acts on every deadline that has passed.
 func (e *Engine) deadlines() {

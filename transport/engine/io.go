@@ -167,7 +167,9 @@ func (d Dial) String() string      { return fmt.Sprintf("dial %d %s", d.Link, d.
 func (s SendHello) String() string { return fmt.Sprintf("hello %d", s.Link) }
 func (p Ping) String() string      { return fmt.Sprintf("ping %d", p.Link) }
 func (c CloseLink) String() string { return fmt.Sprintf("close %d %s", c.Link, c.Code) }
-func (d Deliver) String() string   { return fmt.Sprintf("deliver %s via %s", d.Gossip.Message.MessageID, d.Gossip.Via) }
+func (d Deliver) String() string {
+	return fmt.Sprintf("deliver %s via %s", d.Gossip.Message.MessageID, d.Gossip.Via)
+}
 func (t Transitioned) String() string {
 	return fmt.Sprintf("%s --%s--> %s", t.Transition.Step.From, t.Transition.Step.Event, t.Transition.Step.To)
 }

@@ -18,9 +18,12 @@ const maxTracked = 100_000
 // The margin is derived from the propagation skew measured on ids seen on
 // both links (see skewEstimate), within [OverlapFloor, OverlapGrace].
 //
-// The new link has caught up when it answered a ping, the margin has passed
-// since its welcome, no old-link message past the boundary is missing from
-// it, and no exempt message missing from it arrived within the last margin
+// The new link has caught up when it answered a ping, two margins have
+// passed since the boundary (so one margin of the stream was checked), no
+// old-link message past the boundary and older than
+// the margin (younger ones may still be on their way to the new substrate)
+// is missing from it, and no exempt message missing from it arrived within
+// the last margin
 // (a tail of messages the new substrate never saw is still draining from
 // the old one, so the old link stays until it has drained). A steady stream
 // thus clocks the switch; with no traffic to measure, the margin alone
@@ -89,12 +92,17 @@ func (o *overlap) check(now time.Time, margin time.Duration) (done bool, readyAt
 	if !o.common.IsZero() && o.common.Add(margin).After(exemptUntil) {
 		exemptUntil = o.common.Add(margin)
 	}
-	readyAt = o.welcomeAt.Add(margin)
+	// At least one margin of the stream past the boundary must be checked.
+	readyAt = exemptUntil.Add(2 * margin)
+	inFlight := now.Add(-margin)
 	for _, at := range o.pending {
-		if !at.Before(exemptUntil) {
+		switch {
+		case at.Before(exemptUntil):
+			if t := at.Add(margin); t.After(readyAt) {
+				readyAt = t
+			}
+		case !at.After(inFlight):
 			behind++
-		} else if t := at.Add(margin); t.After(readyAt) {
-			readyAt = t
 		}
 	}
 	if behind > 0 || !o.newAlive {
