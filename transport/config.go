@@ -74,6 +74,10 @@ type Config struct {
 	// replaces it.
 	Policy  policy.Config
 	Decider Policy
+	// BreakBeforeMake runs the baseline that lets the primary go before
+	// dialling the next substrate (fsm.BreakBeforeMake), for comparisons
+	// such as migsim's; it loses what is published meanwhile.
+	BreakBeforeMake bool
 
 	// Tuning holds the migration engine's durations, bounds and sizes
 	// (handshake timeout, attempt delay, overlap bounds, heartbeat and

@@ -100,7 +100,7 @@ func New(cfg Config) (*Node, error) {
 	_, _ = rand.Read(seed[:])
 	log := cfg.Logger.With().Str("node", cfg.Identity.NodeID).Logger()
 	ecfg, err := engine.Config{NodeID: cfg.Identity.NodeID, Enclave: cfg.Identity.Enclave,
-		Policy: pol, Tuning: cfg.Tuning, Seed: binary.LittleEndian.Uint64(seed[:]), Logger: log}.WithDefaults()
+		Policy: pol, BreakBeforeMake: cfg.BreakBeforeMake, Tuning: cfg.Tuning, Seed: binary.LittleEndian.Uint64(seed[:]), Logger: log}.WithDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
 	}

@@ -31,6 +31,11 @@ type Config struct {
 	// Policy decides migrations; nil runs policy.New(policy.Config{}).
 	Policy Policy
 
+	// BreakBeforeMake runs the baseline chart fsm.BreakBeforeMake: the
+	// primary is let go before a candidate is dialled. For comparisons
+	// only: it loses what is published while the node has no link.
+	BreakBeforeMake bool
+
 	// Tuning holds every duration, bound and size of the engine.
 	Tuning
 
