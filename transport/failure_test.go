@@ -16,7 +16,12 @@ import (
 // setup attaches a node to sub-a (no mesh delay) with sub-b (30ms) beside
 // it, past the policy's cooldown, with gossip flowing.
 func setup(t *testing.T, cfg Config) (h *harness, a, b *substratetest.Substrate, stop func()) {
-	h = newHarness(t, cfg)
+	return setupGap(t, cfg, testGoodbyeGap)
+}
+
+// setupGap is setup with the given goodbye gap.
+func setupGap(t *testing.T, cfg Config, gap time.Duration) (h *harness, a, b *substratetest.Substrate, stop func()) {
+	h = newHarnessGap(t, cfg, gap)
 	a = h.start("sub-a", 0)
 	b = h.start("sub-b", 30*time.Millisecond)
 	h.attach(a)
@@ -245,5 +250,46 @@ func TestGoodbyeWithoutAlternativesFallsBackOnKnownSubstrates(t *testing.T) {
 	h.exactlyOnce()
 	if st := h.node.Status().Stats; st.Forced != 1 {
 		t.Fatalf("stats %+v: want one forced migration", st)
+	}
+}
+
+// A primary that hangs (reads nothing, sends nothing, its TCP connection
+// open, like a SIGSTOPped process) is suspected once its ping on silence
+// fails, and the node migrates make-before-break while keeping it.
+func TestHungPrimaryIsSuspected(t *testing.T) {
+	cfg := fastConfig()
+	cfg.Tuning.SuspectMin, cfg.Tuning.SuspectMax = 200*time.Millisecond, 400*time.Millisecond
+	h, a, _, stop := setup(t, cfg)
+	a.SetFaults(substratetest.Faults{NoRead: true, NoForward: true})
+	h.waitAttached("sub-b")
+	from := h.publishedLen()
+	time.Sleep(100 * time.Millisecond)
+	stop()
+	h.exactlyOnceFrom(from)
+	if st := h.node.Status().Stats; st.Suspected != 1 || st.Forced != 0 {
+		t.Fatalf("stats %+v: want one migration on suspicion:\n%s", st, h.timeline())
+	}
+	if !h.took(fsm.OldSuspected, fsm.Handshaking) {
+		t.Fatalf("no old_suspected transition:\n%s", h.timeline())
+	}
+}
+
+// A goodbye whose alternatives include one that never answers hello: the
+// race dials the next after the attempt delay, and the first welcome wins
+// while the leaving primary still delivers (REPRAM closes 500ms after its
+// first goodbye, well past the 250ms attempt delay).
+func TestGoodbyeRacesPastAHungAlternative(t *testing.T) {
+	h, a, b, stop := setupGap(t, fastConfig(), 500*time.Millisecond)
+	c := h.start("sub-c", 0)
+	b.SetMuteHello(true)
+	// The leaving substrate names both; ties among unmeasured alternatives
+	// are broken at random, so the hung one is first in about half the runs.
+	a.Shutdown([]wire.Parent{b.Parent(), c.Parent()}, true)
+	h.waitAttached("sub-c")
+	time.Sleep(50 * time.Millisecond)
+	stop()
+	h.exactlyOnce()
+	if st := h.node.Status().Stats; st.Forced != 1 || st.Detaches != 0 || st.ContinuedAlone != 0 {
+		t.Fatalf("stats %+v: want one forced move, never without a link:\n%s", st, h.timeline())
 	}
 }

@@ -52,10 +52,20 @@ func fastConfig() Config {
 	}
 }
 
+// testGoodbyeGap is the mesh's gap between a shutdown's two goodbyes:
+// shorter than REPRAM's 500ms, so shutdowns in tests are quick.
+const testGoodbyeGap = 20 * time.Millisecond
+
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
+	return newHarnessGap(t, cfg, testGoodbyeGap)
+}
+
+// newHarnessGap is newHarness with the given goodbye gap.
+func newHarnessGap(t *testing.T, cfg Config, gap time.Duration) *harness {
+	t.Helper()
 	h := &harness{t: t, delivered: map[string]int{},
-		mesh: substratetest.NewMesh(substratetest.MeshConfig{Secret: cfg.Secret, GoodbyeGap: 20 * time.Millisecond})}
+		mesh: substratetest.NewMesh(substratetest.MeshConfig{Secret: cfg.Secret, GoodbyeGap: gap})}
 	cfg.Handler = func(g Gossip) {
 		h.mu.Lock()
 		h.delivered[g.Message.MessageID]++
