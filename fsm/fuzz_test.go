@@ -23,26 +23,38 @@ var fuzzSeedDir = filepath.Join("..", "testdata", "fuzz", "FuzzMachine")
 // fuzzUnknown is the event a fuzz byte maps to when it names no declared event.
 const fuzzUnknown fsm.Event = "fuzz_unknown_event"
 
-// fuzzEvents maps each byte to an event: byte b is the declared event with
-// index b mod (n+1), where n is the number of events; index n is an
-// undeclared event.
-func fuzzEvents(events []fsm.Event, data []byte) []fsm.Event {
-	out := make([]fsm.Event, len(data))
+// fuzzInput is what one fuzz byte stands for: an event, and whether
+// has_alternative holds when it fires.
+type fuzzInput struct {
+	event fsm.Event
+	alt   bool
+}
+
+// fuzzInputs maps each byte to an input: the low bit of byte b says whether
+// has_alternative holds, and b>>1 mod (n+1), where n is the number of
+// events, is the index of the declared event; index n is an undeclared
+// event.
+func fuzzInputs(events []fsm.Event, data []byte) []fuzzInput {
+	out := make([]fuzzInput, len(data))
 	for i, b := range data {
-		if j := int(b) % (len(events) + 1); j < len(events) {
-			out[i] = events[j]
+		out[i].alt = b&1 == 1
+		if j := int(b>>1) % (len(events) + 1); j < len(events) {
+			out[i].event = events[j]
 		} else {
-			out[i] = fuzzUnknown
+			out[i].event = fuzzUnknown
 		}
 	}
 	return out
 }
 
-// fuzzBytes is the inverse of fuzzEvents for declared events.
-func fuzzBytes(events []fsm.Event, seq []fsm.Event) []byte {
+// fuzzBytes is the inverse of fuzzInputs for declared events.
+func fuzzBytes(events []fsm.Event, seq []fuzzInput) []byte {
 	out := make([]byte, len(seq))
-	for i, e := range seq {
-		out[i] = byte(slices.Index(events, e))
+	for i, in := range seq {
+		out[i] = byte(slices.Index(events, in.event) << 1)
+		if in.alt {
+			out[i] |= 1
+		}
 	}
 	return out
 }
@@ -70,8 +82,10 @@ func readCorpusFile(name string) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// FuzzMachine feeds arbitrary event sequences to a Machine and checks every
-// step against the declaration and the link invariants.
+// FuzzMachine feeds arbitrary input sequences (events, and whether an
+// alternative is queued; others_racing comes from the link model) to a
+// Machine and checks every step against the declaration and the link
+// invariants.
 func FuzzMachine(f *testing.F) {
 	m := declaredModel(f)
 	seeds, err := filepath.Glob(filepath.Join(fuzzSeedDir, "*"))
@@ -94,10 +108,10 @@ func FuzzMachine(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		var seq []fsm.Event
+		var seq []fuzzInput
 		for _, l := range lines {
 			if !l.restart {
-				seq = append(seq, l.event)
+				seq = append(seq, fuzzInput{l.event, l.alt})
 			}
 		}
 		f.Add(fuzzBytes(m.chart.Events, seq))
@@ -107,9 +121,10 @@ func FuzzMachine(f *testing.F) {
 			mach  = fsm.New()
 			links fsm.Links
 		)
-		for i, e := range fuzzEvents(m.chart.Events, data) {
+		for i, in := range fuzzInputs(m.chart.Events, data) {
+			e, holds := in.event, guardsOf(links, in.alt)
 			from := mach.State()
-			got, err := mach.Fire(e)
+			got, err := mach.Fire(e, holds)
 			if e == fuzzUnknown {
 				var unknown *fsm.UnknownEventError
 				if !errors.As(err, &unknown) || mach.State() != from {
@@ -120,7 +135,7 @@ func FuzzMachine(f *testing.F) {
 			if err != nil {
 				t.Fatalf("event %d: %s in %s: %v", i, e, from, err)
 			}
-			want, _ := m.step(from, e)
+			want, _ := m.step(from, e, holds)
 			if d := diffStep(got, want); d != "" {
 				t.Fatalf("event %d: %s in %s: %s", i, e, from, d)
 			}
