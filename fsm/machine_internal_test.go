@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"context"
+	"errors"
 	"regexp"
 	"slices"
 	"strings"
@@ -111,5 +113,29 @@ func TestTargetComesFromLooplab(t *testing.T) {
 	_, err = m.Fire(CandidateBetter, nil)
 	if err == nil || !strings.Contains(err.Error(), "looplab rejected declared transition attached --candidate_better--> handshaking") {
 		t.Fatalf("Fire on a looplab table without the event: %v, want it reported", err)
+	}
+}
+
+// TestGuardCancelsLooplabEvent fires a guarded looplab event directly: when
+// the guard does not hold its before-event callback cancels it and looplab
+// stays where it was; when it holds, looplab moves.
+func TestGuardCancelsLooplabEvent(t *testing.T) {
+	m, err := NewIn(Attached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := string(Goodbye) + "[" + string(HasAlternative) + "]"
+	m.guard = func(Guard) bool { return false }
+	var cancelled lfsm.CanceledError
+	if err := m.lf.Event(context.Background(), name); !errors.As(err, &cancelled) || m.lf.Current() != string(Attached) {
+		t.Fatalf("%s with the guard not holding: error %v, looplab in %s; want cancelled in attached", name, err, m.lf.Current())
+	}
+	m.guard = nil
+	if err := m.lf.Event(context.Background(), name); !errors.As(err, &cancelled) || m.lf.Current() != string(Attached) {
+		t.Fatalf("%s with no GuardFunc: error %v, looplab in %s; want cancelled in attached", name, err, m.lf.Current())
+	}
+	m.guard = func(g Guard) bool { return g == HasAlternative }
+	if err := m.lf.Event(context.Background(), name); err != nil || m.lf.Current() != string(Handshaking) {
+		t.Fatalf("%s with the guard holding: error %v, looplab in %s; want handshaking", name, err, m.lf.Current())
 	}
 }

@@ -121,15 +121,29 @@ func readTable(t *testing.T) []tableRow {
 func TestTransitionTable(t *testing.T) {
 	rows := readTable(t)
 	c := fsm.Declaration()
+	declared := map[tableKey]bool{}
+	for _, s := range c.States {
+		for _, e := range c.Events {
+			cell, _ := c.Cell(s, e)
+			for _, st := range branchSteps(s, e, cell) {
+				declared[tableKey{s, e, st.Guard}] = true
+			}
+		}
+	}
 	have := map[tableKey]bool{}
 	for _, r := range rows {
 		at := fmt.Sprintf("%s:%d", tablePath, r.line)
-		have[tableKey{r.want.From, r.want.Event, r.want.Guard}] = true
+		k := tableKey{r.want.From, r.want.Event, r.want.Guard}
+		have[k] = true
 		if g := r.want.Guard; g != "" {
 			if _, ok := c.GuardMeaning(g); !ok {
 				t.Errorf("%s: unknown guard %q (declared: %v)", at, g, c.Guards)
 				continue
 			}
+		}
+		if !declared[k] {
+			t.Errorf("%s: the chart declares no %s branch for (%s, %s): remove the row or declare the branch",
+				at, guardName(k.g), k.s, k.e)
 		}
 		m, err := fsm.NewIn(r.want.From)
 		if err != nil {
@@ -156,6 +170,9 @@ func TestTransitionTable(t *testing.T) {
 			t.Errorf("%s: the machine disagrees with the row: %s\n\trow:         %s\n\tthe machine: %s",
 				at, d, tableLine(r.want), tableLine(got))
 		}
+	}
+	if len(declared) != 109 {
+		t.Errorf("the chart declares %d branches; update the counts in %s and testdata/fsm/README.md", len(declared), tablePath)
 	}
 	for _, s := range c.States {
 		for _, e := range c.Events {
