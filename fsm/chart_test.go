@@ -103,11 +103,11 @@ func TestDeclarationIsAFreshCopy(t *testing.T) {
 	c.Transitions[0].To = fsm.Closed
 	c.Transitions[0].Actions[0] = fsm.CloseAll
 	c.Ignores[0].Reason = "changed"
+	c.Guards[0].Guard = "sunny"
 	if d := fsm.Declaration(); d.Transitions[0].To == fsm.Closed || d.Transitions[0].Actions[0] == fsm.CloseAll ||
 		d.Ignores[0].Reason == "changed" || d.Guards[0].Guard != fsm.HasAlternative {
 		t.Fatal("changing one Declaration changed the next one")
 	}
-	c.Guards[0].Guard = "sunny"
 	st, err := fsm.New().Fire(fsm.Attach, nil)
 	if err != nil || st.To != fsm.Joining || st.Actions[0] != fsm.DialAlternative {
 		t.Fatalf("changing a Declaration changed the machine: %+v, %v", st, err)
