@@ -31,6 +31,28 @@ type Config struct {
 	// Policy decides migrations; nil runs policy.New(policy.Config{}).
 	Policy Policy
 
+	// BreakBeforeMake runs the baseline chart fsm.BreakBeforeMake: the
+	// primary is let go before a candidate is dialled. For comparisons
+	// only: it loses what is published while the node has no link.
+	BreakBeforeMake bool
+
+	// Tuning holds every duration, bound and size of the engine.
+	Tuning
+
+	// Seed seeds the engine's randomness (jitter, ties among equally good
+	// alternatives). Two engines with the same seed and inputs produce
+	// the same effects.
+	Seed uint64
+
+	// Logger receives the engine's decisions at debug level and its
+	// warnings; the zero value is silent.
+	Logger zerolog.Logger
+}
+
+// Tuning holds the engine's durations, bounds and sizes. Zero fields take
+// the defaults documented on each; the defaults suit real networks, so most
+// embedders set none.
+type Tuning struct {
 	// HandshakeTimeout bounds dial + hello + welcome of one candidate.
 	// Default 10s.
 	HandshakeTimeout time.Duration
@@ -78,20 +100,13 @@ type Config struct {
 	// 50 % jitter. Defaults 2s and 60s.
 	FailureBackoff, FailureBackoffMax time.Duration
 
+	// Dedup sizes the window of message ids remembered to drop
+	// duplicates; the defaults are REPRAM's own (60 s, 100,000 ids).
 	Dedup dedup.Config
 	// MaxMessageAge drops gossip whose timestamp is older than this, so a
 	// signed frame replayed after its id left the dedup window is not
 	// delivered again. Default Dedup.Window (60s); negative turns it off.
 	MaxMessageAge time.Duration
-
-	// Seed seeds the engine's randomness (jitter, ties among equally good
-	// alternatives). Two engines with the same seed and inputs produce
-	// the same effects.
-	Seed uint64
-
-	// Logger receives the engine's decisions at debug level and its
-	// warnings; the zero value is silent.
-	Logger zerolog.Logger
 }
 
 // ErrNotDetached is returned by [Engine.Step] for an [Attach] while the

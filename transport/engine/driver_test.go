@@ -261,11 +261,11 @@ func (d *driver) overlapping(a, b Substrate) {
 }
 
 // cooldown brings the engine to cooldown on b (link 2) after a migration
-// from a; the clock moves by the default margin, OverlapGrace.
+// from a; the clock moves by three margins (OverlapGrace before any skew).
 func (d *driver) cooldown(a, b Substrate) {
 	d.t.Helper()
 	d.overlapping(a, b)
-	got := d.until(d.now.Sub(t0) + d.e.cfg.OverlapGrace)
+	got := d.until(d.now.Sub(t0) + 3*d.e.cfg.OverlapGrace)
 	want(d.t, "overlap_done", transitions(got), "overlapping --overlap_done--> cooldown")
 }
 

@@ -92,8 +92,14 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	m := fsm.New()
+	if cfg.BreakBeforeMake {
+		if m, err = fsm.NewFor(fsm.BreakBeforeMake(fsm.Declaration()), fsm.Detached); err != nil {
+			return nil, fmt.Errorf("engine: break-before-make chart: %w", err)
+		}
+	}
 	return &Engine{
-		cfg: cfg, log: cfg.Logger, m: fsm.New(), pol: cfg.Policy, seen: dedup.New(cfg.Dedup),
+		cfg: cfg, log: cfg.Logger, m: m, pol: cfg.Policy, seen: dedup.New(cfg.Dedup),
 		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), reg: registry{self: cfg.NodeID},
 		backoff: cfg.RejoinBackoff,
 	}, nil
@@ -169,6 +175,9 @@ func (e *Engine) Primary() (LinkID, Substrate, bool) {
 
 // Candidates returns the substrates of the racing candidates, in dial order.
 func (e *Engine) Candidates() []Substrate {
+	if len(e.cands) == 0 {
+		return nil
+	}
 	out := make([]Substrate, len(e.cands))
 	for i, c := range e.cands {
 		out[i] = c.target
@@ -396,7 +405,7 @@ func (e *Engine) gossip(in GossipReceived) {
 		return
 	}
 	e.stats.Delivered++
-	e.emit(Deliver{Gossip: Gossip{Type: in.Type, Message: *msg, Via: l.target.ID}})
+	e.emit(Deliver{Gossip: &Gossip{Type: in.Type, Message: *msg, Via: l.target.ID}})
 }
 
 func (e *Engine) rejected(in FrameRejected) {

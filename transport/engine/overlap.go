@@ -1,9 +1,6 @@
 package engine
 
-import (
-	"slices"
-	"time"
-)
+import "time"
 
 // maxTracked bounds the ids an overlap tracks on each link, so a flood
 // cannot grow it: past it, arrivals are no longer tracked, which can only
@@ -21,24 +18,21 @@ const maxTracked = 100_000
 // The margin is derived from the propagation skew measured on ids seen on
 // both links (see skewEstimate), within [OverlapFloor, OverlapGrace].
 //
-// The new link has caught up when it answered a ping, the margin has passed
-// since its welcome, no old-link message past the boundary has been missing
-// from it for a margin or more, the first old-link message past the boundary
-// (if any) is at least a margin old, so that a link which forwards nothing
-// is caught, and no exempt message missing from it arrived within the last
-// margin (a tail of messages the new substrate never saw is still draining
-// from the old one, so the old link stays until it has drained). A message
-// past the boundary missing for less than the margin is taken to be in
-// flight: in a steady stream that the new link delivers a little later than
-// the old one, some message always is, and waiting for none would never
-// end. With no traffic to measure, the margin alone covers what may still
-// be in flight to the old substrate.
+// The new link has caught up when it answered a ping, two margins have
+// passed since the boundary (so one margin of the stream was checked), no
+// old-link message past the boundary and older than
+// the margin (younger ones may still be on their way to the new substrate)
+// is missing from it, and no exempt message missing from it arrived within
+// the last margin
+// (a tail of messages the new substrate never saw is still draining from
+// the old one, so the old link stays until it has drained). A steady stream
+// thus clocks the switch; with no traffic to measure, the margin alone
+// covers what may still be in flight to the old substrate.
 type overlap struct {
 	link      LinkID // the new link
 	welcomeAt time.Time
 	newAlive  bool                 // the new link answered a ping
 	common    time.Time            // earliest old-link arrival of an id also seen on the new link
-	oldAt     []time.Time          // old-link arrival times, in order
 	pending   map[string]time.Time // old-link arrivals not (yet) seen on the new link
 	onNew     map[string]time.Time // new-link arrivals not (yet) seen on the old link
 }
@@ -54,9 +48,6 @@ func newOverlap(link LinkID, welcomeAt time.Time, newAlive bool) *overlap {
 func (o *overlap) fromOld(id string, now time.Time) (skew time.Duration, ok bool) {
 	if id == "" {
 		return 0, false
-	}
-	if len(o.oldAt) < maxTracked {
-		o.oldAt = append(o.oldAt, now)
 	}
 	if at, seen := o.onNew[id]; seen {
 		delete(o.onNew, id)
@@ -95,26 +86,22 @@ func (o *overlap) commonAt(oldArrival time.Time) {
 // check reports whether the new link has caught up at now with the given
 // margin; when it has not, readyAt is the earliest time it could (zero when
 // only an arrival or a pong can change the answer), and behind counts the
-// old-link messages past the boundary missing from the new link for a
-// margin or more.
+// old-link messages past the boundary still missing from the new link.
 func (o *overlap) check(now time.Time, margin time.Duration) (done bool, readyAt time.Time, behind int) {
 	exemptUntil := o.welcomeAt.Add(margin)
 	if !o.common.IsZero() && o.common.Add(margin).After(exemptUntil) {
 		exemptUntil = o.common.Add(margin)
 	}
-	readyAt = o.welcomeAt.Add(margin)
-	if i, _ := slices.BinarySearchFunc(o.oldAt, exemptUntil, time.Time.Compare); i < len(o.oldAt) {
-		if t := o.oldAt[i].Add(margin); t.After(readyAt) {
-			readyAt = t
-		}
-	}
+	// At least one margin of the stream past the boundary must be checked.
+	readyAt = exemptUntil.Add(2 * margin)
+	inFlight := now.Add(-margin)
 	for _, at := range o.pending {
 		switch {
 		case at.Before(exemptUntil):
 			if t := at.Add(margin); t.After(readyAt) {
 				readyAt = t
 			}
-		case !now.Before(at.Add(margin)):
+		case !at.After(inFlight):
 			behind++
 		}
 	}

@@ -38,42 +38,43 @@ func TestOverlapCheck(t *testing.T) {
 		arrivals []arrival
 		probes   []probe
 	}{
-		{name: "quiet: the margin after the welcome",
-			probes: []probe{{99, false, 100, 0}, {100, true, -1, 0}}},
+		{name: "quiet: the boundary (welcome + margin) plus two margins",
+			probes: []probe{{299, false, 300, 0}, {300, true, -1, 0}}},
 		{name: "no pong from the new link: never", dead: true,
 			probes: []probe{{100, false, -1, 0}, {10_000, false, -1, 0}}},
-		{name: "exempt tail before the welcome's boundary drains",
-			arrivals: []arrival{{50, true, "m1"}},
-			probes:   []probe{{100, false, 150, 0}, {149, false, 150, 0}, {150, true, -1, 0}}},
+		{name: "an exempt message missing from the new link does not hold the switch",
+			arrivals: []arrival{{50, true, "m0"}, {99, true, "m1"}},
+			probes:   []probe{{299, false, 300, 0}, {300, true, -1, 0}}},
 		{name: "the boundary itself is not exempt: missing a margin is behind",
 			arrivals: []arrival{{100, true, "m1"}},
-			probes:   []probe{{199, false, 200, 0}, {200, false, -1, 1}, {5000, false, -1, 1}}},
-		{name: "in flight less than a margin, then arrived",
+			probes:   []probe{{199, false, 300, 0}, {200, false, -1, 1}, {5000, false, -1, 1}}},
+		{name: "in flight less than a margin, then arrived: the common id moves the boundary",
 			arrivals: []arrival{{100, true, "m1"}, {150, false, "m1"}},
-			probes:   []probe{{150, true, -1, 0}}},
+			probes:   []probe{{150, false, 400, 0}, {399, false, 400, 0}, {400, true, -1, 0}}},
 		{name: "the first common id moves the boundary",
 			arrivals: []arrival{{10, true, "m0"}, {300, true, "m1"}, {320, false, "m1"}, {350, true, "m2"}, {400, true, "m3"}},
 			probes: []probe{
-				{320, true, -1, 0},   // m0 exempt (old before the new substrate knew us), drained at 110
-				{351, false, 450, 0}, // m2 is before common+margin = 400: exempt, drains at 450
-				{400, false, 500, 0}, // m3 at the boundary: evidence due at 500
+				{320, false, 600, 0}, // boundary 300+100; m0 exempt (old before the new substrate knew us)
+				{351, false, 600, 0}, // m2 before the boundary: exempt
+				{499, false, 600, 0}, // m3 at the boundary, missing for less than a margin: in flight
 				{500, false, -1, 1},  // m3 missing for a margin
 			}},
 		{name: "the earliest common id counts",
 			arrivals: []arrival{{20, true, "m1"}, {40, true, "m2"}, {60, false, "m2"}, {70, false, "m1"}, {119, true, "m3"}, {120, true, "m4"}},
 			probes: []probe{
-				{120, false, 220, 0}, // boundary 20+100: m3 exempt (drains at 219), m4 past it (evidence due 220)
+				{120, false, 320, 0}, // boundary 20+100: m3 exempt, m4 past it
+				{219, false, 320, 0},
 				{220, false, -1, 1},
 			}},
-		{name: "new link first: never pending, but the evidence waits a margin",
+		{name: "new link first: never pending",
 			arrivals: []arrival{{10, false, "m1"}, {30, true, "m1"}, {200, false, "m2"}, {205, true, "m2"}},
-			probes:   []probe{{129, true, -1, 0}, {205, false, 305, 0}, {305, true, -1, 0}}},
-		{name: "steady stream, new link 30ms behind: done once the first message past the boundary is a margin old",
+			probes:   []probe{{129, false, 330, 0}, {330, true, -1, 0}}},
+		{name: "steady stream, new link 30ms behind: some message is always in flight, and that holds nothing",
 			arrivals: steady(100, 10, 30, true),
-			probes:   []probe{{199, false, 200, 0}, {200, true, -1, 0}, {990, true, -1, 0}}},
+			probes:   []probe{{299, false, 300, 0}, {300, true, -1, 0}, {990, true, -1, 0}}},
 		{name: "steady stream, new link forwards nothing: never",
 			arrivals: steady(100, 10, 0, false),
-			probes:   []probe{{199, false, 200, 0}, {200, false, -1, 1}, {990, false, -1, 80}}},
+			probes:   []probe{{199, false, 300, 0}, {200, false, -1, 1}, {990, false, -1, 80}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

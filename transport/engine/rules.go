@@ -182,11 +182,11 @@ func Rules() []Rule {
 
 		// The overlap.
 		{"overlap_catch_up",
-			"the overlap is checked (at welcome, at each pong of the new link, and when the margin can next expire)",
-			"overlap_done is fired when the new link answered a ping, the margin has passed since the welcome, no old-link " +
-				"message after the exempt boundary (the later of the welcome and the old arrival of the first id seen on both " +
-				"links, plus the margin) has been missing from the new link for a margin, the first old-link message after the " +
-				"boundary is a margin old, and no exempt missing message arrived within the last margin",
+			"the overlap is checked (at welcome, at each pong of the new link, at each skew sample, and when it can next be over)",
+			"overlap_done is fired when the new link answered a ping, two margins have passed since the exempt boundary (the " +
+				"later of the welcome and the old arrival of the first id seen on both links, plus the margin), and no old-link " +
+				"message past the boundary has been missing from the new link for a margin or more (younger ones may still be " +
+				"on their way, so a steady stream delivered a little late holds nothing)",
 			"TestRuleOverlapCatchUp"},
 		{"overlap_margin",
 			"ids seen on both links during an overlap",
@@ -197,6 +197,13 @@ func Rules() []Rule {
 			"OverlapMax has passed since the welcome and the new link has not caught up",
 			"overlap_expired is fired about the new link",
 			"TestRuleOverlapMax"},
+
+		{"close_code",
+			"the engine gives up a link it holds: close_old at the switch, close_rivals at a welcome, close_all at Close",
+			"closed normally (the WebSocket close handshake), unless the link never welcomed or its last ping went unanswered: " +
+				"then aborted, since a silent peer would hold the handshake for the library's whole timeout " +
+				"(drop_candidate and drop_old always abort)",
+			"TestRuleCloseCode"},
 
 		// Detachment.
 		{"rejoin_backoff",

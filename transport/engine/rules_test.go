@@ -64,8 +64,9 @@ func TestRuleAttachCommand(t *testing.T) {
 func TestRuleCloseCommand(t *testing.T) {
 	d := newDriver(t, quiet(Config{}))
 	d.migrating(subA, subB)
+	// The candidate never welcomed: aborted (close_code).
 	want(t, "close", d.at(time.Second).step(Close{}),
-		"close 1 normal", "close 2 normal", "closed", "handshaking --close--> closed")
+		"close 1 normal", "close 2 abort", "closed", "handshaking --close--> closed")
 	if _, ok := d.e.NextDeadline(); ok {
 		t.Error("a closed engine has a deadline")
 	}
@@ -485,7 +486,7 @@ func TestRuleMessageTooOld(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d := newDriver(t, quiet(Config{MaxMessageAge: tc.maxAge}))
+			d := newDriver(t, quiet(Config{Tuning: Tuning{MaxMessageAge: tc.maxAge}}))
 			d.attached(subA)
 			d.at(30 * time.Minute)
 			got := d.step(GossipReceived{Link: 1, Type: wire.TypePut, Message: wireMsg("m1", d.now.Add(-tc.age))})
@@ -792,7 +793,7 @@ func TestRuleFailureBackoff(t *testing.T) {
 		d.backedOff(subA, 0)
 	})
 	t.Run("doubling, capped, cleared when promoted", func(t *testing.T) {
-		d := newDriver(t, quiet(Config{FailureBackoff: time.Second, FailureBackoffMax: 3 * time.Second}))
+		d := newDriver(t, quiet(Config{Tuning: Tuning{FailureBackoff: time.Second, FailureBackoffMax: 3 * time.Second}}))
 		d.step(Attach{Substrate: subA})
 		for n := 1; n <= 4; n++ {
 			want(t, "dial fails", transitions(d.step(LinkClosed{Link: LinkID(n)})), "joining --new_failed--> detached")
@@ -809,7 +810,7 @@ func TestRuleFailureBackoff(t *testing.T) {
 
 func TestRuleGuards(t *testing.T) {
 	ms := time.Millisecond
-	d := newDriver(t, quiet(Config{RaceWidth: 2}))
+	d := newDriver(t, quiet(Config{Tuning: Tuning{RaceWidth: 2}}))
 	d.attached(subA)
 	d.observe(policy.Decision{}, Candidate{Substrate: subB, Latency: ms}, Candidate{Substrate: subC, Latency: 2 * ms},
 		Candidate{Substrate: subD, Latency: 4 * ms})
@@ -847,7 +848,7 @@ func TestRuleHandshakeDeadline(t *testing.T) {
 		d.backedOff(subA, 1)
 	})
 	t.Run("each candidate from its own hello", func(t *testing.T) {
-		d := newDriver(t, quiet(Config{HandshakeTimeout: 2 * time.Second}))
+		d := newDriver(t, quiet(Config{Tuning: Tuning{HandshakeTimeout: 2 * time.Second}}))
 		d.attached(subA)
 		d.observe(policy.Decision{}, Candidate{Substrate: subB, Latency: time.Millisecond}, Candidate{Substrate: subC, Latency: 3 * time.Millisecond})
 		d.at(time.Second).step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")})
@@ -887,10 +888,10 @@ func TestRuleAttemptDelay(t *testing.T) {
 	}{
 		{name: "default 250ms: the next alternative joins", known: []Candidate{{Substrate: subB, Latency: ms}, {Substrate: subC, Latency: 3 * ms}},
 			at: 1250 * ms, effects: []string{"dial 3 c", "hello 3", "handshaking --attempt_delay--> handshaking"}},
-		{name: "100ms", cfg: Config{AttemptDelay: 100 * ms}, known: []Candidate{{Substrate: subB, Latency: ms}, {Substrate: subC, Latency: 3 * ms}},
+		{name: "100ms", cfg: Config{Tuning: Tuning{AttemptDelay: 100 * ms}}, known: []Candidate{{Substrate: subB, Latency: ms}, {Substrate: subC, Latency: 3 * ms}},
 			at: 1100 * ms, effects: []string{"dial 3 c", "hello 3", "handshaking --attempt_delay--> handshaking"}},
 		{name: "a welcome first: no widening", known: []Candidate{{Substrate: subB, Latency: ms}, {Substrate: subC, Latency: 3 * ms}},
-			welcome: 1200 * ms, at: 2200 * ms, effects: []string{"close 1 normal", "overlapping --overlap_done--> cooldown"}},
+			welcome: 1200 * ms, at: 4200 * ms, effects: []string{"close 1 normal", "overlapping --overlap_done--> cooldown"}},
 		{name: "nothing left: fired once, ignored", known: []Candidate{{Substrate: subB, Latency: ms}},
 			at: 11 * time.Second, effects: []string{"close 2 abort", "handshaking --handshake_timeout--> attached"}},
 	}
@@ -1024,7 +1025,7 @@ func TestRulePingSchedule(t *testing.T) {
 		{name: "clamped to SuspectMax, and one ping outstanding at a time", rtt: 2 * s,
 			at:      []time.Duration{0, 5 * s},
 			timeout: []time.Duration{5 * s, 5 * s}},
-		{name: "configured bounds", cfg: Config{SuspectMin: 300 * ms, SuspectMax: 2 * s, HeartbeatInterval: 10 * s}, rtt: 10 * ms,
+		{name: "configured bounds", cfg: Config{Tuning: Tuning{SuspectMin: 300 * ms, SuspectMax: 2 * s, HeartbeatInterval: 10 * s}}, rtt: 10 * ms,
 			at:      []time.Duration{0, 310 * ms, 620 * ms},
 			timeout: []time.Duration{2 * s, 300 * ms, 300 * ms}},
 	}
@@ -1143,7 +1144,7 @@ func TestRuleMissedHeartbeats(t *testing.T) {
 			effects: []string{"close 1 abort", "handshaking --old_died--> joining"}, failed: subA},
 		{name: "welcomed candidate: cancel", setup: func(d *driver) { d.overlapping(subA, subB) }, link: 2,
 			effects: []string{"close 2 abort", "overlapping --new_failed--> attached"}, failed: subB},
-		{name: "MissedHeartbeats 1: the first miss", cfg: Config{MissedHeartbeats: 1}, setup: func(d *driver) { d.attached(subA) }, link: 1,
+		{name: "MissedHeartbeats 1: the first miss", cfg: Config{Tuning: Tuning{MissedHeartbeats: 1}}, setup: func(d *driver) { d.attached(subA) }, link: 1,
 			effects: []string{"close 1 abort", "attached --old_died--> detached"}, failed: subA},
 	}
 	for _, tc := range tests {
@@ -1229,7 +1230,7 @@ func stream(n int, start, every, lag time.Duration) []arrival {
 func TestRuleOverlapCatchUp(t *testing.T) {
 	ms, s := time.Millisecond, time.Second
 	done := []string{"close 1 normal", "overlapping --overlap_done--> cooldown"}
-	fixed := Config{OverlapFloor: 100 * ms, OverlapGrace: 100 * ms} // the margin is 100ms whatever the skew
+	fixed := Config{Tuning: Tuning{OverlapFloor: 100 * ms, OverlapGrace: 100 * ms}} // the margin is 100ms whatever the skew
 	lose := func(as []arrival, link LinkID, id string) []arrival {
 		return slices.DeleteFunc(as, func(a arrival) bool { return a.link == link && a.id == id })
 	}
@@ -1241,19 +1242,17 @@ func TestRuleOverlapCatchUp(t *testing.T) {
 		by       time.Duration // at most (and after the welcome), when the margin is measured
 		effects  []string
 	}{
-		{name: "no traffic: the margin (OverlapGrace before any skew is measured)", at: 2 * s, effects: done},
-		{name: "an exempt tail on the old link drains first",
-			arrivals: []arrival{{1500 * ms, 1, "m1"}}, at: 2500 * ms, effects: done},
-		{name: "fixed margin, new link 5ms behind: done at the welcome + the margin, before any id past the boundary (1010+100)",
-			cfg: fixed, arrivals: stream(100, 1010*ms, 10*ms, 5*ms), at: 1105 * ms, effects: done},
-		{name: "fixed margin, an exempt tail until 1204: the first id past the boundary (1110) a margin old",
-			cfg: fixed, arrivals: append(stream(100, 1010*ms, 10*ms, 5*ms), arrival{1104 * ms, 1, "x"}), at: 1210 * ms, effects: done},
+		{name: "no traffic: the boundary plus two margins (OverlapGrace before any skew is measured)", at: 4 * s, effects: done},
+		{name: "an exempt message missing from the new link holds nothing",
+			arrivals: []arrival{{1500 * ms, 1, "m1"}}, at: 4 * s, effects: done},
+		{name: "fixed margin, new link 5ms behind: the boundary (1010+100) plus two margins",
+			cfg: fixed, arrivals: stream(100, 1010*ms, 10*ms, 5*ms), at: 1310 * ms, effects: done},
 		{name: "110 msg/s, the new link 20ms behind: switched once the skew is measured",
 			arrivals: stream(1000, 1010*ms, 9*ms, 20*ms), by: 1300 * ms, effects: done},
 		{name: "110 msg/s on both links at once",
-			arrivals: stream(1000, 1010*ms, 9*ms, 0), by: 1100 * ms, effects: done},
+			arrivals: stream(1000, 1010*ms, 9*ms, 0), by: 1300 * ms, effects: done},
 		{name: "the first id past the boundary never reaches the new link: held until OverlapMax",
-			cfg: fixed, arrivals: append(lose(stream(100, 1010*ms, 10*ms, 5*ms), 2, "m10"), arrival{1104 * ms, 1, "x"}), at: 16 * s,
+			cfg: fixed, arrivals: lose(stream(100, 1010*ms, 10*ms, 5*ms), 2, "m10"), at: 16 * s,
 			effects: []string{"close 2 abort", "overlapping --overlap_expired--> attached"}},
 		{name: "the new link forwards nothing: held until OverlapMax",
 			arrivals: stream(1000, 1010*ms, 9*ms, -1), at: 16 * s,
@@ -1276,7 +1275,7 @@ func TestRuleOverlapCatchUp(t *testing.T) {
 	t.Run("the switch closes the old link normally, then promotes", func(t *testing.T) {
 		d := newDriver(t, quiet(Config{}))
 		d.overlapping(subA, subB)
-		want(t, "switch", d.until(time.Second), "close 1 normal", "overlapping --overlap_done--> cooldown")
+		want(t, "switch", d.until(3*time.Second), "close 1 normal", "overlapping --overlap_done--> cooldown")
 		if d.e.Stats().Migrations != 1 || d.pol.attached[len(d.pol.attached)-1] != "b" {
 			t.Errorf("migrations %d, policy told attached %v", d.e.Stats().Migrations, d.pol.attached)
 		}
@@ -1301,8 +1300,8 @@ func TestRuleOverlapMargin(t *testing.T) {
 			want time.Duration
 		}{
 			{"default floor 50ms: one 10ms sample", Config{}, 10 * ms, 110 * ms},
-			{"within OverlapGrace", Config{OverlapGrace: 300 * ms}, 200 * ms, 300 * ms},
-			{"OverlapFloor", Config{OverlapFloor: 200 * ms, OverlapGrace: 2 * time.Second}, 0, 200 * ms},
+			{"within OverlapGrace", Config{Tuning: Tuning{OverlapGrace: 300 * ms}}, 200 * ms, 300 * ms},
+			{"OverlapFloor", Config{Tuning: Tuning{OverlapFloor: 200 * ms, OverlapGrace: 2 * time.Second}}, 0, 200 * ms},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				d := newDriver(t, quiet(tc.cfg))
@@ -1325,8 +1324,8 @@ func TestRuleOverlapMargin(t *testing.T) {
 		d.at(20 * ms).step(d.gossip(2, "m1")) // one 10ms sample: margin 110ms
 		at, effs := d.firstTransition(time.Minute)
 		want(t, "first switch", transitions(effs), "overlapping --overlap_done--> cooldown")
-		if at != 110*ms { // the welcome + the margin; no id past the boundary (10+110)
-			t.Errorf("first switch at %v, want 110ms", at)
+		if at != 340*ms { // the boundary (the common id's 10ms + 110) plus two margins
+			t.Errorf("first switch at %v, want 340ms", at)
 		}
 		d.at(time.Minute).step(Observe{})
 		d.pol.next = []policy.Decision{{Event: fsm.CooldownElapsed}}
@@ -1336,8 +1335,8 @@ func TestRuleOverlapMargin(t *testing.T) {
 		d.step(PingDone{Link: 3, RTT: ms})
 		at, effs = d.firstTransition(2 * time.Minute)
 		want(t, "second switch", transitions(effs), "overlapping --overlap_done--> cooldown")
-		if at != time.Minute+110*ms {
-			t.Errorf("second switch at %v, want welcome + 110ms", at)
+		if at != time.Minute+330*ms {
+			t.Errorf("second switch at %v, want welcome + 3·110ms", at)
 		}
 	})
 }
@@ -1353,7 +1352,7 @@ func TestRuleOverlapMax(t *testing.T) {
 	}{
 		{name: "policy migration: cancel, keep old", setup: func(d *driver) { d.overlapping(subA, subB) },
 			at: 15 * s, effects: []string{"close 2 abort", "overlapping --overlap_expired--> attached"}},
-		{name: "OverlapMax 3s", cfg: Config{OverlapMax: 3 * s}, setup: func(d *driver) { d.overlapping(subA, subB) },
+		{name: "OverlapMax 3s", cfg: Config{Tuning: Tuning{OverlapMax: 3 * s}}, setup: func(d *driver) { d.overlapping(subA, subB) },
 			at: 3 * s, effects: []string{"close 2 abort", "overlapping --overlap_expired--> attached"}},
 		{name: "the old link is leaving: the next alternative", setup: func(d *driver) {
 			d.overlapping(subA, subB)
@@ -1378,7 +1377,7 @@ func TestRuleOverlapMax(t *testing.T) {
 
 func TestRuleRejoinBackoff(t *testing.T) {
 	ms := time.Millisecond
-	d := newDriver(t, quiet(Config{RejoinBackoff: 100 * ms, RejoinBackoffMax: 350 * ms}))
+	d := newDriver(t, quiet(Config{Tuning: Tuning{RejoinBackoff: 100 * ms, RejoinBackoffMax: 350 * ms}}))
 	d.step(Attach{Substrate: subA})
 	// Every dial fails at once: the rejoins come after 100, 200, 350, 350ms.
 	var got []time.Duration
@@ -1415,4 +1414,49 @@ func TestRuleRejoinBackoff(t *testing.T) {
 			t.Errorf("race order %v, want c b a (a died: backed off, last)", got)
 		}
 	})
+}
+
+func TestRuleCloseCode(t *testing.T) {
+	failPing := func(l LinkID) PingDone { return PingDone{Link: l, Err: errors.New("timeout")} }
+	tests := []struct {
+		name    string
+		setup   func(d *driver)
+		in      Input // at 5s
+		effects []string
+	}{
+		{name: "the switch: the old link closes normally",
+			setup: func(d *driver) { d.overlapping(subA, subB) }, in: Tick{},
+			effects: []string{"close 1 normal", "overlapping --overlap_done--> cooldown"}},
+		{name: "the switch: an old link whose last ping failed is aborted",
+			setup: func(d *driver) { d.overlapping(subA, subB); d.step(failPing(1)) }, in: Tick{},
+			effects: []string{"close 1 abort", "overlapping --overlap_done--> cooldown"}},
+		{name: "an answered ping after a failed one: normal again",
+			setup: func(d *driver) {
+				d.overlapping(subA, subB)
+				d.step(failPing(1))
+				d.step(PingDone{Link: 1, RTT: time.Millisecond})
+			}, in: Tick{},
+			effects: []string{"close 1 normal", "overlapping --overlap_done--> cooldown"}},
+		{name: "a welcome: the rivals that never welcomed are aborted",
+			setup: func(d *driver) {
+				d.attached(subA)
+				d.observe(policy.Decision{}, Candidate{Substrate: subB, Latency: time.Millisecond}, Candidate{Substrate: subC, Latency: 3 * time.Millisecond})
+				d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")})
+				d.until(300 * time.Millisecond) // c joins the race
+			}, in: Welcomed{Link: 3, Welcome: welcome("c")},
+			effects: []string{"close 2 abort", "handshaking --handshake_ok--> overlapping", "ping 3"}},
+		{name: "Close: a welcomed primary normally, a candidate that never welcomed aborted",
+			setup: func(d *driver) { d.migrating(subA, subB) }, in: Close{},
+			effects: []string{"close 1 normal", "close 2 abort", "closed", "handshaking --close--> closed"}},
+		{name: "Close: a primary whose last ping failed is aborted",
+			setup: func(d *driver) { d.attached(subA); d.step(failPing(1)) }, in: Close{},
+			effects: []string{"close 1 abort", "closed", "attached --close--> closed"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			tc.setup(d)
+			want(t, "effects", d.at(5*time.Second).step(tc.in), tc.effects...)
+		})
+	}
 }

@@ -57,7 +57,7 @@ func TestEngineSoak(t *testing.T) {
 	for seed := range uint64(schedules) {
 		rng := rand.New(rand.NewPCG(seed, 99))
 		pol := &script{}
-		e, err := New(Config{NodeID: "me", Policy: pol, Seed: seed, RaceWidth: 1 + rng.IntN(3), MissedHeartbeats: 1 + rng.IntN(3)})
+		e, err := New(Config{NodeID: "me", Policy: pol, Seed: seed, Tuning: Tuning{RaceWidth: 1 + rng.IntN(3), MissedHeartbeats: 1 + rng.IntN(3)}})
 		if err != nil {
 			t.Fatal(err)
 		}
