@@ -34,6 +34,12 @@ func Rules() []Rule {
 				"and every other input is ignored",
 			"TestRuleCloseCommand"},
 
+		{"time_monotonic",
+			"a Step whose now is earlier than the latest now seen (a shell's clocks disagree)",
+			"the latest now is used: time never goes backwards for the engine, so no deadline is re-armed in the past " +
+				"and no report is stamped before one it follows",
+			"TestRuleTimeMonotonic"},
+
 		// Link reports.
 		{"stale_report",
 			"a welcome, goodbye, gossip frame or rejected frame from a link that is neither the primary nor a racing candidate",

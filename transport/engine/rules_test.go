@@ -1460,3 +1460,31 @@ func TestRuleCloseCode(t *testing.T) {
 		})
 	}
 }
+
+func TestRuleTimeMonotonic(t *testing.T) {
+	d := newDriver(t, quiet(Config{}))
+	d.step(Attach{Substrate: subA})
+	d.step(Observe{Candidates: []Candidate{{Substrate: subB}}})
+	d.at(5 * time.Second).step(Tick{})
+	// Reports stamped earlier than the last step are taken at 5s.
+	early := func(dt time.Duration, in Input) []string {
+		effs, err := d.e.Step(t0.Add(dt), in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strs(effs)
+	}
+	want(t, "welcome at 2s", early(2*time.Second, Welcomed{Link: 1, Welcome: welcome("a")}),
+		"joining --handshake_ok--> attached", "ping 1")
+	if tr := d.e.primary.lastHeard; !tr.Equal(t0.Add(5 * time.Second)) {
+		t.Errorf("the primary was last heard at %v, want 5s", tr.Sub(t0))
+	}
+	want(t, "goodbye at 3s", early(3*time.Second, GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")}),
+		"dial 2 b", "hello 2", "attached --goodbye--> handshaking")
+	// b's handshake deadline counts from 5s, not from the earlier stamp.
+	at, effs := d.firstTransition(time.Minute)
+	want(t, "timeout", without(effs, "ping"), "close 2 abort", "handshaking --handshake_timeout--> attached")
+	if at != 15*time.Second {
+		t.Errorf("handshake timeout at %v, want 15s", at)
+	}
+}
