@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -147,6 +148,17 @@ func (s *scanner) str() ([]byte, bool) {
 	start := s.pos
 	b := s.buf
 	i := s.pos
+	// Eight bytes at a time while none of them is special: a quote, a
+	// backslash, a control character or a non-ASCII byte (SWAR tests, exact
+	// as to whether the word holds one).
+	const lsb, msb = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q, bs := x^(lsb*'"'), x^(lsb*'\\')
+		if ((x-lsb*0x20)&^x|(q-lsb)&^q|(bs-lsb)&^bs|x)&msb != 0 {
+			break
+		}
+	}
 	for i < len(b) && !strTable[b[i]] {
 		i++
 	}
