@@ -11,7 +11,7 @@ import (
 )
 
 // benchPut is a signed put of 1 KiB of data, a typical gossip frame.
-func benchPut(b *testing.B) (wire.Message, []byte) {
+func benchPut(b testing.TB) (wire.Message, []byte) {
 	b.Helper()
 	data := make([]byte, 1024)
 	for i := range data {

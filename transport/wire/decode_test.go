@@ -1,0 +1,173 @@
+package wire_test
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/repram/handover/transport/wire"
+)
+
+// TestKeyRules pins the one documented difference from encoding/json: keys
+// that repeat, or that match a field only when case is folded, are refused
+// as malformed where encoding/json binds them. Each frame here is one
+// encoding/json accepts; keys that match exactly, escaped or not, and
+// unknown keys stay accepted.
+func TestKeyRules(t *testing.T) {
+	const ping = `{"type":"PING","from":"a","timestamp":1,"message_id":"1-1"}`
+	tests := []struct {
+		name   string
+		frame  string
+		refuse bool
+	}{
+		{"exact keys", `{"type":"ping","payload":` + ping + `}`, false},
+		{"escaped exact key", `{"\u0074ype":"ping","payload":{"\u0066rom":"a"}}`, false},
+		{"unknown keys", `{"type":"ping","payload":{"froms":"a","extra":{"type":1,"type":2}},"x":1}`, false},
+		{"envelope key in upper case", `{"TYPE":"ping","payload":{}}`, true},
+		{"envelope key in mixed case", `{"type":"ping","Payload":{}}`, true},
+		{"payload key in another case", `{"type":"ping","payload":{"From":"a"}}`, true},
+		{"key with the Kelvin sign", `{"type":"put","payload":{"\u212aey":"k"}}`, true},
+		{"key with a long s", `{"type":"ping","payload":{},"\u017fignature":"00"}`, true}, // ſ folds to s
+		{"nested key in another case", `{"type":"topology_sync","payload":{"node_info":{"ID":"b"}}}`, true},
+		{"duplicate envelope key", `{"type":"ping","type":"ping","payload":{}}`, true},
+		{"duplicate payload", `{"type":"ping","payload":{},"payload":{}}`, true},
+		{"duplicate payload key", `{"type":"ping","payload":{"from":"a","from":"b"}}`, true},
+		{"duplicate with null", `{"type":"ping","payload":{"from":"a","from":null}}`, true},
+		{"duplicate nested key", `{"type":"welcome","payload":{"topology":[{"node_info":{"id":"a","id":"b"}}]}}`, true},
+		{"duplicate array", `{"type":"goodbye","payload":{"alternative_parents":[],"alternative_parents":[]}}`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			frame := []byte(tt.frame)
+			if _, err := oracleFrame(frame, nil); err != nil {
+				t.Fatalf("encoding/json refuses the frame (%v): not a difference", err)
+			}
+			_, err := wire.DecodeFrame(frame, nil)
+			if !tt.refuse {
+				if err != nil {
+					t.Fatalf("DecodeFrame = %v, want the frame accepted", err)
+				}
+				return
+			}
+			if !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("DecodeFrame = %v, want ErrMalformed", err)
+			}
+			if !keyIssue(frame, wire.Type(""), false) && !keyIssue(frame, typeOf(t, frame), true) {
+				t.Errorf("keyIssue does not see the key the decoder refuses: the differential fuzz test would miss it")
+			}
+		})
+	}
+}
+
+func typeOf(t *testing.T, frame []byte) wire.Type {
+	t.Helper()
+	env, err := oracleDecode(frame, nil)
+	if err != nil {
+		t.Fatalf("oracleDecode: %v", err)
+	}
+	return env.Type
+}
+
+// TestDecoderReuse decodes frames of every kind with one Decoder and Frame
+// and checks each result equals a fresh decode: nothing of one frame leaks
+// into the next, and a failed decode leaves the Frame zero.
+func TestDecoderReuse(t *testing.T) {
+	var frames [][]byte
+	for _, v := range loadVectors(t) {
+		if bytes.Equal(v.secret, harnessSecret) {
+			frames = append(frames, v.frame)
+		}
+	}
+	d := wire.NewDecoder(harnessSecret)
+	var f wire.Frame
+	for round := range 2 {
+		for i, frame := range frames {
+			want, wantErr := wire.DecodeFrame(frame, harnessSecret)
+			err := d.Decode(frame, &f)
+			if (err == nil) != (wantErr == nil) || !reflect.DeepEqual(f, want) {
+				t.Fatalf("round %d frame %d: reused Decoder gave %+v, %v; a new one %+v, %v", round, i, f, err, want, wantErr)
+			}
+			if err != nil && !reflect.DeepEqual(f, wire.Frame{}) {
+				t.Fatalf("frame %d: Frame %+v left with error %v", i, f, err)
+			}
+		}
+	}
+}
+
+// TestDecodeFrame checks the typed payload comes with its envelope and the
+// raw payload bytes, for every type, and the payload's position in the
+// envelope does not matter.
+func TestDecodeFrame(t *testing.T) {
+	msg := `{"type":"PUT","from":"sub-b","timestamp":1795600001,"message_id":"1-1","key":"k","data":"aGk=","ttl":300}`
+	f, err := wire.DecodeFrame(signed("put", msg, harnessSecret), harnessSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := wire.Message{Type: "PUT", From: "sub-b", Timestamp: 1795600001, MessageID: "1-1", Key: "k", Data: []byte("hi"), TTL: 300}
+	if f.Type != wire.TypePut || string(f.Payload) != msg || !reflect.DeepEqual(f.Message, want) {
+		t.Errorf("DecodeFrame = %+v", f)
+	}
+	if !reflect.DeepEqual(f.Hello, wire.Hello{}) || f.Welcome.Topology != nil || f.Goodbye.Reason != "" {
+		t.Errorf("a put filled other payloads: %+v", f)
+	}
+
+	// Payload first, then type: decoded all the same.
+	frame := []byte(`{"payload":` + msg + `,"signature":"` + wire.Sign(harnessSecret, []byte(msg)) + `","type":"put"}`)
+	g, err := wire.DecodeFrame(frame, harnessSecret)
+	if err != nil || !reflect.DeepEqual(g.Message, want) {
+		t.Errorf("payload before type: %+v, %v", g.Message, err)
+	}
+
+	hello := `{"node_id":"t1","enclave":"default","address":"127.0.0.1","http_port":8080,"capabilities":{"inbound":"false"}}`
+	f, err = wire.DecodeFrame(signed("hello", hello, harnessSecret), harnessSecret)
+	if err != nil || f.Hello != (wire.Hello{NodeID: "t1", Enclave: "default", Address: "127.0.0.1", HTTPPort: 8080, Capabilities: wire.Capabilities{Inbound: "false"}}) {
+		t.Errorf("hello: %+v, %v", f.Hello, err)
+	}
+}
+
+// TestDecodeFrameRejects runs the envelope rejections of TestDecodeRejects
+// and payload type errors through DecodeFrame, which must refuse the frame.
+func TestDecodeFrameRejects(t *testing.T) {
+	tests := []struct {
+		name  string
+		frame []byte
+		want  error
+	}{
+		{"timestamp is a string", signed("put", `{"type":"PUT","timestamp":"1"}`, harnessSecret), wire.ErrMalformed},
+		{"ttl is a fraction", signed("put", `{"type":"PUT","ttl":1.5}`, harnessSecret), wire.ErrMalformed},
+		{"ttl has an exponent", signed("put", `{"type":"PUT","ttl":1e2}`, harnessSecret), wire.ErrMalformed},
+		{"timestamp overflows int64", signed("put", `{"type":"PUT","timestamp":9223372036854775808}`, harnessSecret), wire.ErrMalformed},
+		{"data is not base64", signed("put", `{"type":"PUT","data":"!!"}`, harnessSecret), wire.ErrMalformed},
+		{"data has a raw newline", signed("put", "{\"type\":\"PUT\",\"data\":\"aGk=\naGk=\"}", harnessSecret), wire.ErrMalformed},
+		{"data byte out of range", signed("put", `{"type":"PUT","data":[256]}`, harnessSecret), wire.ErrMalformed},
+		{"node_info is an array", signed("topology_sync", `{"type":"SYNC","node_info":[]}`, harnessSecret), wire.ErrMalformed},
+		{"topology is an object", signed("welcome", `{"topology":{}}`, harnessSecret), wire.ErrMalformed},
+		{"parent port is a string", signed("goodbye", `{"alternative_parents":[{"http_port":"1"}]}`, harnessSecret), wire.ErrMalformed},
+		{"capabilities is a string", signed("hello", `{"capabilities":"x"}`, harnessSecret), wire.ErrMalformed},
+		{"depth is a float", signed("welcome", `{"your_position":{"depth":1.5}}`, harnessSecret), wire.ErrMalformed},
+		// The signature is checked before the payload's content, as Decode
+		// and then Message did.
+		{"bad payload and bad signature", []byte(`{"type":"put","payload":{"ttl":"x"},"signature":"` + strings.Repeat("0", 64) + `"}`), wire.ErrBadSignature},
+		{"bad payload, unsigned", []byte(`{"type":"put","payload":{"ttl":"x"}}`), wire.ErrUnsigned},
+		{"bad payload, unknown type", []byte(`{"type":"putt","payload":{"ttl":"x"}}`), wire.ErrUnknownType},
+		{"syntax error after an unknown type", []byte(`{"type":"putt","payload":{}`), wire.ErrMalformed},
+		{"nesting at the limit", []byte(`{"type":"ping","payload":{"x":` + strings.Repeat("[", 9998) + strings.Repeat("]", 9998) + `}}`), wire.ErrUnsigned},
+		{"nesting over the limit", []byte(`{"type":"ping","payload":{"x":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}}`), wire.ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := wire.DecodeFrame(tt.frame, harnessSecret)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("DecodeFrame = %v, want %v", err, tt.want)
+			}
+			if !reflect.DeepEqual(f, wire.Frame{}) {
+				t.Errorf("DecodeFrame returned %+v with its error", f)
+			}
+			if _, werr := oracleFrame(tt.frame, harnessSecret); !errors.Is(werr, tt.want) {
+				t.Errorf("encoding/json's verdict is %v: the test is wrong", werr)
+			}
+		})
+	}
+}
