@@ -537,7 +537,7 @@ func parseInt(num []byte, bits int) (int64, bool) {
 		return 0, false
 	}
 	if neg {
-		return -int64(u - 1) - 1, true
+		return -int64(u-1) - 1, true
 	}
 	return int64(u), true
 }
