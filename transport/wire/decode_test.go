@@ -171,3 +171,25 @@ func TestDecodeFrameRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeFramePrefixes cuts every golden frame at every byte: no strict
+// prefix of a JSON object is JSON, so each must be refused as malformed, by
+// DecodeFrame, Decode and encoding/json alike, and nothing may panic.
+func TestDecodeFramePrefixes(t *testing.T) {
+	d := wire.NewDecoder(harnessSecret)
+	var f wire.Frame
+	for _, v := range loadVectors(t) {
+		for n := range len(v.frame) {
+			prefix := v.frame[:n]
+			if err := d.Decode(prefix, &f); !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("%s cut at %d (%q): Decoder.Decode = %v, want ErrMalformed", v, n, prefix, err)
+			}
+			if _, err := wire.Decode(prefix, harnessSecret); !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("%s cut at %d (%q): Decode = %v, want ErrMalformed", v, n, prefix, err)
+			}
+			if _, err := oracleFrame(prefix, harnessSecret); !errors.Is(err, wire.ErrMalformed) {
+				t.Fatalf("%s cut at %d: encoding/json's verdict is %v", v, n, err)
+			}
+		}
+	}
+}

@@ -328,6 +328,10 @@ func (s *scanner) number() []byte {
 
 // literal reads true, false or null at s.pos.
 func (s *scanner) literal() byte {
+	if s.pos >= len(s.buf) {
+		s.syntax("unexpected end of JSON input")
+		return 0
+	}
 	c := s.buf[s.pos]
 	var want string
 	switch c {
@@ -347,15 +351,6 @@ func (s *scanner) literal() byte {
 	}
 	s.pos += len(want)
 	return c
-}
-
-// null consumes a null at s.pos if there is one.
-func (s *scanner) null() bool {
-	if s.buf[s.pos] == 'n' {
-		s.literal()
-		return true
-	}
-	return false
 }
 
 // skip checks and steps over the value at s.pos, whatever it is, within
@@ -452,6 +447,9 @@ func b2u(b bool) uint64 {
 
 // kind names the JSON kind of the value at s.pos, for type errors.
 func (s *scanner) kind() string {
+	if s.pos >= len(s.buf) {
+		return "nothing"
+	}
 	switch s.buf[s.pos] {
 	case '{':
 		return "object"
@@ -476,7 +474,7 @@ func (s *scanner) wrongKind(field, want string) {
 // stringInto reads a JSON string into *dst; null leaves *dst as it is (as
 // encoding/json does).
 func (s *scanner) stringInto(dst *string, field string) {
-	switch s.buf[s.pos] {
+	switch s.peek() {
 	case '"':
 		v, _ := s.str()
 		if s.err == nil {
@@ -484,6 +482,7 @@ func (s *scanner) stringInto(dst *string, field string) {
 		}
 	case 'n':
 		s.literal()
+	case 0:
 	default:
 		s.wrongKind(field, "a string")
 	}
@@ -493,7 +492,7 @@ func (s *scanner) stringInto(dst *string, field string) {
 // values that do not fit in bits (encoding/json's rules for Go integers).
 // null leaves *dst as it is.
 func intInto[T int | int64](s *scanner, dst *T, field string, bits int) {
-	switch c := s.buf[s.pos]; {
+	switch c := s.peek(); {
 	case c == '-' || '0' <= c && c <= '9':
 		num := s.number()
 		if s.err != nil {
@@ -507,6 +506,7 @@ func intInto[T int | int64](s *scanner, dst *T, field string, bits int) {
 		*dst = T(v)
 	case c == 'n':
 		s.literal()
+	case c == 0:
 	default:
 		s.wrongKind(field, "a number")
 	}
