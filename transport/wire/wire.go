@@ -4,8 +4,11 @@
 //	{"type": T, "payload": {...}, "signature": HEX}
 //
 // With a cluster secret, signature is the lowercase hex HMAC-SHA256 of the
-// payload's exact bytes. [Decode] verifies over the raw payload bytes as
-// received (never over a re-encoding) and compares in constant time. [Encode]
+// payload's exact bytes. A receiver decodes with a [Decoder], which reads
+// the envelope and the typed payload in one pass over the frame, verifies
+// over the raw payload bytes as received (never over a re-encoding) and
+// compares in constant time; [Decode] and the [Envelope] methods are the
+// same decoder in two steps. [Encode]
 // emits compact JSON without HTML escaping, in JavaScript's JSON.stringify
 // form, so a JavaScript peer that re-serializes the payload gets the bytes we
 // signed.
