@@ -142,6 +142,9 @@ func TestDecodeFrameRejects(t *testing.T) {
 		{"data is not base64", signed("put", `{"type":"PUT","data":"!!"}`, harnessSecret), wire.ErrMalformed},
 		{"data has a raw newline", signed("put", "{\"type\":\"PUT\",\"data\":\"aGk=\naGk=\"}", harnessSecret), wire.ErrMalformed},
 		{"data byte out of range", signed("put", `{"type":"PUT","data":[256]}`, harnessSecret), wire.ErrMalformed},
+		{"data byte negative", signed("put", `{"type":"PUT","data":[-1]}`, harnessSecret), wire.ErrMalformed},
+		{"data byte a fraction", signed("put", `{"type":"PUT","data":[1.0]}`, harnessSecret), wire.ErrMalformed},
+		{"data byte a string", signed("put", `{"type":"PUT","data":["1"]}`, harnessSecret), wire.ErrMalformed},
 		{"node_info is an array", signed("topology_sync", `{"type":"SYNC","node_info":[]}`, harnessSecret), wire.ErrMalformed},
 		{"topology is an object", signed("welcome", `{"topology":{}}`, harnessSecret), wire.ErrMalformed},
 		{"parent port is a string", signed("goodbye", `{"alternative_parents":[{"http_port":"1"}]}`, harnessSecret), wire.ErrMalformed},
@@ -190,6 +193,80 @@ func TestDecodeFramePrefixes(t *testing.T) {
 			if _, err := oracleFrame(prefix, harnessSecret); !errors.Is(err, wire.ErrMalformed) {
 				t.Fatalf("%s cut at %d: encoding/json's verdict is %v", v, n, err)
 			}
+		}
+	}
+}
+
+// TestDecodeFrameSyntax checks the scanner refuses what JSON refuses, in the
+// envelope, in the payload's known fields and in fields it skips, and
+// accepts the odd corners JSON allows; encoding/json must agree with every
+// row.
+func TestDecodeFrameSyntax(t *testing.T) {
+	tests := []struct {
+		name  string
+		value string // put in a known field, then in an unknown one
+		ok    bool
+	}{
+		{"leading zero", `01`, false},
+		{"bare minus", `-`, false},
+		{"fraction without digits", `1.`, false},
+		{"exponent without digits", `1e`, false},
+		{"exponent sign only", `1e+`, false},
+		{"leading dot", `.5`, false},
+		{"plus sign", `+1`, false},
+		{"NaN", `NaN`, false},
+		{"Infinity", `Infinity`, false},
+		{"hex number", `0x10`, false},
+		{"truncated literal", `nul`, false},
+		{"misspelt literal", `tru`, false},
+		{"capitalised literal", `True`, false},
+		{"single quotes", `'a'`, false},
+		{"raw control character", "\"a\x01b\"", false},
+		{"raw tab", "\"a\tb\"", false},
+		{"bad escape", `"\x41"`, false},
+		{"short unicode escape", `"\u41"`, false},
+		{"non-hex unicode escape", `"\u12G4"`, false},
+		{"unterminated string", `"abc`, false},
+		{"trailing comma in array", `[1,]`, false},
+		{"trailing comma in object", `{"a":1,}`, false},
+		{"missing colon", `{"a" 1}`, false},
+		{"unquoted key", `{a:1}`, false},
+		{"comment", `/* c */ 1`, false},
+		{"NUL byte", "\x00", false},
+		{"negative zero", `-0`, true},
+		{"exponent forms", `[1E5,1e-5,1.5E+5,-0.0e0]`, true},
+		{"escapes", `"\"\\\/\b\f\n\r\t\u00e9\uD83D\uDE80"`, true},
+		{"DEL and non-ASCII raw", "\"\x7f\u00e9\u2028\"", true},
+		{"nested empties", `[{},[],{"a":[{}]}]`, true},
+	}
+	for _, tt := range tests {
+		for _, place := range []struct{ name, frame string }{
+			{"in from", `{"type":"put","payload":{"type":"PUT","from":` + tt.value + `}}`},
+			{"in ttl", `{"type":"put","payload":{"type":"PUT","ttl":` + tt.value + `}}`},
+			{"in an unknown field", `{"type":"put","payload":{"type":"PUT","extra":` + tt.value + `}}`},
+			{"in the envelope", `{"type":"put","payload":{},"extra":` + tt.value + `}`},
+		} {
+			t.Run(tt.name+" "+place.name, func(t *testing.T) {
+				frame := []byte(place.frame)
+				_, err := wire.DecodeFrame(frame, nil)
+				_, werr := oracleFrame(frame, nil)
+				if !tt.ok {
+					if !errors.Is(err, wire.ErrMalformed) || !errors.Is(werr, wire.ErrMalformed) {
+						t.Fatalf("DecodeFrame = %v, encoding/json %v; want both ErrMalformed", err, werr)
+					}
+					return
+				}
+				// Valid JSON: a type error in a typed field, fine elsewhere;
+				// either way the same verdict as encoding/json.
+				if (err == nil) != (werr == nil) {
+					t.Fatalf("DecodeFrame = %v, encoding/json %v", err, werr)
+				}
+				if strings.Contains(place.name, "unknown") || strings.Contains(place.name, "envelope") {
+					if err != nil {
+						t.Fatalf("DecodeFrame = %v, want the skipped value accepted", err)
+					}
+				}
+			})
 		}
 	}
 }
