@@ -382,14 +382,10 @@ func (s *scanner) message(m *Message, where string) {
 
 var nodeInfoFields = []string{"id", "address", "port", "http_port", "enclave"}
 
+// nodeInfo reads node_info into *dst, which is nil: null leaves it so.
 func (s *scanner) nodeInfo(dst **NodeInfo) {
-	if s.peek() == 'n' {
-		s.literal()
-		*dst = nil
-		return
-	}
 	if s.peek() != '{' {
-		s.wrongKind("node_info", "an object")
+		s.object("node_info") // null, or a type error
 		return
 	}
 	n := new(NodeInfo)

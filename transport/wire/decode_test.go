@@ -139,9 +139,14 @@ func TestDecodeFrameRejects(t *testing.T) {
 		{"ttl is a fraction", signed("put", `{"type":"PUT","ttl":1.5}`, harnessSecret), wire.ErrMalformed},
 		{"ttl has an exponent", signed("put", `{"type":"PUT","ttl":1e2}`, harnessSecret), wire.ErrMalformed},
 		{"timestamp overflows int64", signed("put", `{"type":"PUT","timestamp":9223372036854775808}`, harnessSecret), wire.ErrMalformed},
+		{"timestamp overflows int64 by far", signed("put", `{"type":"PUT","timestamp":10000000000000000000}`, harnessSecret), wire.ErrMalformed},
+		{"timestamp under int64", signed("put", `{"type":"PUT","timestamp":-9223372036854775809}`, harnessSecret), wire.ErrMalformed},
+		{"ttl overflows int", signed("put", `{"type":"PUT","ttl":18446744073709551616}`, harnessSecret), wire.ErrMalformed},
 		{"data is not base64", signed("put", `{"type":"PUT","data":"!!"}`, harnessSecret), wire.ErrMalformed},
 		{"data has a raw newline", signed("put", "{\"type\":\"PUT\",\"data\":\"aGk=\naGk=\"}", harnessSecret), wire.ErrMalformed},
 		{"data byte out of range", signed("put", `{"type":"PUT","data":[256]}`, harnessSecret), wire.ErrMalformed},
+		{"data byte further out of range", signed("put", `{"type":"PUT","data":[257]}`, harnessSecret), wire.ErrMalformed},
+		{"data has four raw newlines", signed("put", "{\"type\":\"PUT\",\"data\":\"aGVs\n\n\n\nbG8=\"}", harnessSecret), wire.ErrMalformed},
 		{"data byte negative", signed("put", `{"type":"PUT","data":[-1]}`, harnessSecret), wire.ErrMalformed},
 		{"data byte a fraction", signed("put", `{"type":"PUT","data":[1.0]}`, harnessSecret), wire.ErrMalformed},
 		{"data byte a string", signed("put", `{"type":"PUT","data":["1"]}`, harnessSecret), wire.ErrMalformed},
@@ -267,6 +272,51 @@ func TestDecodeFrameSyntax(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestDecodeFrameValues decodes payloads whose values sit at the edges of
+// what encoding/json does, and checks they come out as encoding/json makes
+// them: strings with bad UTF-8 and surrogates (U+FFFD as encoding/json
+// puts it), integers at their limits, data as base64 or an array, empty
+// and null arrays, nulls that leave fields as they are.
+func TestDecodeFrameValues(t *testing.T) {
+	payloads := []struct{ typ, payload string }{
+		{"put", `{"key":"\ud800\udc00|\udbff\udfff|\ud800|\udc00|\udc00\udc00|\ud800\ud800\udc00|\ud800\u0041|\ud800x"}`},
+		{"put", "{\"key\":\"\xff|\xc0\xaf|\xed\xa0\x80|\xf4\x90\x80\x80|\xe2\x82|\xef\xbf\xbd|\u2028\x7f\"}"},
+		{"put", `{"key":"\u0000\u001f\"\\\/\b\f\n\r\t\u00e9\u20AC"}`},
+		{"put", `{"timestamp":-9223372036854775808,"ttl":9223372036854775807}`},
+		{"put", `{"timestamp":-0,"ttl":0}`},
+		{"put", `{"data":"aGVsbG8="}`},
+		{"put", `{"data":"aGVs\nbG8="}`},
+		{"put", `{"data":"aGVs\r\n\r\nbG8="}`},
+		{"put", `{"data":"aGl="}`},
+		{"put", `{"data":""}`},
+		{"put", `{"data":[]}`},
+		{"put", `{"data":[0,255,null,7]}`},
+		{"put", `{"data":null,"from":null,"ttl":null,"node_info":null}`},
+		{"topology_sync", `{"node_info":{}}`},
+		{"welcome", `{"topology":[],"your_position":{}}`},
+		{"welcome", `{"topology":null,"your_position":null}`},
+		{"welcome", `{"topology":[null,{},{"node_info":{"id":"a"}}]}`},
+		{"goodbye", `{"alternative_parents":[]}`},
+		{"goodbye", `{"alternative_parents":[null,{"id":"p"}]}`},
+		{"hello", `{"capabilities":{},"http_port":-1}`},
+	}
+	for _, p := range payloads {
+		frame := signed(p.typ, p.payload, harnessSecret)
+		want, err := oracleFrame(frame, harnessSecret)
+		if err != nil {
+			t.Fatalf("%s: encoding/json: %v", p.payload, err)
+		}
+		got, err := wire.DecodeFrame(frame, harnessSecret)
+		if err != nil {
+			t.Errorf("%s: DecodeFrame: %v", p.payload, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: DecodeFrame decoded\n%#v\nencoding/json\n%#v", p.payload, got, want)
 		}
 	}
 }
