@@ -168,7 +168,7 @@ func (d *Decoder) envelope(frame []byte, f *Frame, typed bool) (env envelope, er
 		s.skip()
 		s.mistype("the frame is a JSON %s, want an object", kindOf(c))
 	}
-	if s.err == nil && s.ws() != 0 {
+	if s.ws(); s.err == nil && s.pos < len(s.buf) {
 		s.syntax("data after the frame")
 	}
 	switch {
@@ -268,7 +268,7 @@ func decodePayloadBytes(s *scanner, payload []byte, f *Frame) error {
 		return fmt.Errorf("%w: empty payload", errSyntax)
 	}
 	err := s.payload(f)
-	if s.err == nil && s.ws() != 0 {
+	if s.ws(); s.err == nil && s.pos < len(s.buf) {
 		s.syntax("data after the payload")
 	}
 	if s.err != nil {
@@ -291,8 +291,8 @@ func kindOf(c byte) string {
 	return "number"
 }
 
-// peek returns the byte at s.pos, or 0 (after recording a syntax error) at
-// the end of the frame or after an earlier syntax error.
+// peek returns the byte at s.pos. It returns 0 only with a syntax error
+// recorded: at the end of the frame, at a NUL byte or after an earlier one.
 func (s *scanner) peek() byte {
 	if s.err != nil {
 		return 0
@@ -301,7 +301,11 @@ func (s *scanner) peek() byte {
 		s.syntax("unexpected end of JSON input")
 		return 0
 	}
-	return s.buf[s.pos]
+	c := s.buf[s.pos]
+	if c == 0 {
+		s.syntax("NUL byte")
+	}
+	return c
 }
 
 // object starts a struct-valued field: it consumes '{' and reports whether

@@ -238,6 +238,7 @@ func TestDecodeFrameSyntax(t *testing.T) {
 		{"unquoted key", `{a:1}`, false},
 		{"comment", `/* c */ 1`, false},
 		{"NUL byte", "\x00", false},
+		{"NUL byte after a value", "1\x00", false},
 		{"negative zero", `-0`, true},
 		{"exponent forms", `[1E5,1e-5,1.5E+5,-0.0e0]`, true},
 		{"escapes", `"\"\\\/\b\f\n\r\t\u00e9\uD83D\uDE80"`, true},
@@ -317,6 +318,17 @@ func TestDecodeFrameValues(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: DecodeFrame decoded\n%#v\nencoding/json\n%#v", p.payload, got, want)
+		}
+	}
+}
+
+// TestEnvelopePayloadTrailingBytes checks the Envelope methods, which decode
+// a payload on its own, refuse bytes after it as json.Unmarshal did.
+func TestEnvelopePayloadTrailingBytes(t *testing.T) {
+	for _, p := range []string{"{\"type\":\"PUT\"}\x00", `{"type":"PUT"} {}`, `{"type":"PUT"`, ``} {
+		env := wire.Envelope{Type: wire.TypePut, Payload: []byte(p)}
+		if _, err := env.Message(); !errors.Is(err, wire.ErrMalformed) {
+			t.Errorf("Message of payload %q = %v, want ErrMalformed", p, err)
 		}
 	}
 }
