@@ -115,7 +115,7 @@ func (d *Decoder) envelope(frame []byte, f *Frame, typed bool) (env envelope, er
 	s.reset(frame)
 	done := !typed // the payload needs no more decoding
 	var typeText []byte
-	switch c := s.ws(); c {
+	switch s.ws() {
 	case '{':
 		if s.beginObject() {
 			var seen uint32
@@ -169,8 +169,9 @@ func (d *Decoder) envelope(frame []byte, f *Frame, typed bool) (env envelope, er
 	case 0:
 		s.syntax("empty frame")
 	default:
+		kind := s.kind()
 		s.skip()
-		s.mistype("the frame is a JSON %s, want an object", kindOf(c))
+		s.mistype("the frame is a JSON %s, want an object", kind)
 	}
 	if s.ws(); s.err == nil && s.pos < len(s.buf) {
 		s.syntax("data after the frame")
@@ -279,20 +280,6 @@ func decodePayloadBytes(s *scanner, payload []byte, f *Frame) error {
 		return s.err
 	}
 	return err
-}
-
-func kindOf(c byte) string {
-	switch c {
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "bool"
-	case 'n':
-		return "null"
-	}
-	return "number"
 }
 
 // peek returns the byte at s.pos. It returns 0 only with a syntax error
