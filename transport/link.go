@@ -25,9 +25,11 @@ type link struct {
 	target Substrate
 
 	// ctx ends when the link is stopped: it bounds the dial, the writes
-	// and the wait for a delivery credit. Reads and pings run under root
-	// (the node's), because cancelling them makes the WebSocket library
-	// drop the connection without the close handshake a clean stop needs.
+	// and the wait for a delivery credit. Pings run under root (the
+	// node's), because cancelling them makes the WebSocket library drop the
+	// connection without the close handshake a clean stop needs; reads run
+	// under no context at all (a context costs the library a watcher per
+	// frame) and end when run closes the connection, which every stop does.
 	ctx    context.Context
 	cancel context.CancelFunc
 	root   context.Context
@@ -177,7 +179,7 @@ func (l *link) read(env linkEnv, conn *websocket.Conn, done chan<- struct{}) {
 		dec   = wire.NewDecoder(env.cfg.Secret)
 	)
 	for {
-		typ, r, err := conn.Reader(l.root)
+		typ, r, err := conn.Reader(context.Background())
 		if err != nil {
 			env.post(engine.LinkClosed{Link: l.id, Err: closeCause(err)})
 			return
