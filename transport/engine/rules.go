@@ -14,8 +14,9 @@ type Rule struct {
 }
 
 // Rules returns the engine's table of rules, in the order a reader meets
-// them: commands, link reports, gossip, the policy, the choice of
-// substrates, deadlines and heartbeats, the overlap, detachment. The
+// them: commands, time, link reports, gossip, the policy, the choice of
+// substrates, deadlines and heartbeats, the overlap, closing links,
+// detachment. The
 // diagrams tool (tools/gendot) lists them beside the chart's transitions.
 // The table is data: the behaviour is in the engine, and each rule's test
 // checks that the two agree.
@@ -30,10 +31,11 @@ func Rules() []Rule {
 			"TestRuleAttachCommand"},
 		{"close_command",
 			"the embedder's Close",
-			"close is fired (every link closed normally, then the Closed effect); afterwards Attach and Observe return ErrClosed " +
+			"close is fired (every link closed, see close_code, then the Closed effect); afterwards Attach and Observe return ErrClosed " +
 				"and every other input is ignored",
 			"TestRuleCloseCommand"},
 
+		// Time.
 		{"time_monotonic",
 			"a Step whose now is earlier than the latest now seen (a shell's clocks disagree)",
 			"the latest now is used: time never goes backwards for the engine, so no deadline is re-armed in the past " +
@@ -204,6 +206,7 @@ func Rules() []Rule {
 			"overlap_expired is fired about the new link",
 			"TestRuleOverlapMax"},
 
+		// Closing links.
 		{"close_code",
 			"the engine gives up a link it holds: close_old at the switch, close_rivals at a welcome, close_all at Close",
 			"closed normally (the WebSocket close handshake), unless the link never welcomed or its last ping went unanswered: " +
