@@ -1488,3 +1488,18 @@ func TestRuleTimeMonotonic(t *testing.T) {
 		t.Errorf("handshake timeout at %v, want 15s", at)
 	}
 }
+
+// Stats.RaceDials counts the dials of the race alone (path race: the
+// attempt delay, a failed rival replaced), not a move's first dial.
+func TestRaceDialsCountsTheRaceAlone(t *testing.T) {
+	d := newDriver(t, quiet(Config{}))
+	d.step(Attach{Substrate: subA}) // first dial
+	d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("at capacity", parent("b", 2))})
+	d.step(Welcomed{Link: 2, Welcome: welcome("b")}) // refusal replaced: race
+	d.observe(policy.Decision{}, Candidate{Substrate: subC, Latency: time.Millisecond}, Candidate{Substrate: subD, Latency: 3 * time.Millisecond})
+	d.at(time.Second).step(GoodbyeReceived{Link: 2, Goodbye: goodbye("shutdown")}) // forced move's first dial
+	d.until(1250 * time.Millisecond)                                               // attempt delay: race
+	if s := d.e.Stats(); s.Dials != 4 || s.RaceDials != 2 {
+		t.Errorf("Dials %d, RaceDials %d; want 4 and 2", s.Dials, s.RaceDials)
+	}
+}
