@@ -31,6 +31,28 @@ type Config struct {
 	// Policy decides migrations; nil runs policy.New(policy.Config{}).
 	Policy Policy
 
+	// BreakBeforeMake runs the baseline chart fsm.BreakBeforeMake: the
+	// primary is let go before a candidate is dialled. For comparisons
+	// only: it loses what is published while the node has no link.
+	BreakBeforeMake bool
+
+	// Tuning holds every duration, bound and size of the engine.
+	Tuning
+
+	// Seed seeds the engine's randomness (jitter, ties among equally good
+	// alternatives). Two engines with the same seed and inputs produce
+	// the same effects.
+	Seed uint64
+
+	// Logger receives the engine's decisions at debug level and its
+	// warnings; the zero value is silent.
+	Logger zerolog.Logger
+}
+
+// Tuning holds the engine's durations, bounds and sizes. Zero fields take
+// the defaults documented on each; the defaults suit real networks, so most
+// embedders set none.
+type Tuning struct {
 	// HandshakeTimeout bounds dial + hello + welcome of one candidate.
 	// Default 10s.
 	HandshakeTimeout time.Duration
@@ -78,26 +100,24 @@ type Config struct {
 	// 50 % jitter. Defaults 2s and 60s.
 	FailureBackoff, FailureBackoffMax time.Duration
 
+	// Dedup sizes the window of message ids remembered to drop
+	// duplicates; the defaults are REPRAM's own (60 s, 100,000 ids).
 	Dedup dedup.Config
 	// MaxMessageAge drops gossip whose timestamp is older than this, so a
 	// signed frame replayed after its id left the dedup window is not
 	// delivered again. Default Dedup.Window (60s); negative turns it off.
 	MaxMessageAge time.Duration
-
-	// Seed seeds the engine's randomness (jitter, ties among equally good
-	// alternatives). Two engines with the same seed and inputs produce
-	// the same effects.
-	Seed uint64
-
-	// Logger receives the engine's decisions at debug level and its
-	// warnings; the zero value is silent.
-	Logger zerolog.Logger
 }
 
 // ErrNotDetached is returned by [Engine.Step] for an [Attach] while the
 // node already has or seeks a substrate.
 var ErrNotDetached = errors.New("engine: attach: the node is not detached: it already has a substrate " +
 	"and migrates by itself (Observe); Attach is for the first attachment")
+
+// ErrNotDialable is returned by [Engine.Step] for an [Attach] to a substrate
+// the engine cannot dial: one without a URL, or this node itself.
+var ErrNotDialable = errors.New("engine: attach: the substrate cannot be dialled: give its ws:// or wss:// URL, " +
+	"and not this node's own id")
 
 // WithDefaults returns c with every zero field set to its default, or an
 // error naming the first invalid field.

@@ -68,7 +68,7 @@ type Engine struct {
 	primary *link
 	cands   []*link // racing candidates, in dial order
 	queue   []Substrate
-	moving  bool      // the race serves a forced move (goodbye, suspicion, death, rejoin)
+	moving  bool      // the race serves a forced move (goodbye, suspicion, death, rejoin, first attach)
 	target  Substrate // the policy's candidate, for dial_candidate
 	dialed  *link     // the link dial_* just opened, for send_hello
 	raceAt  time.Time // the attempt delay's deadline; zero when no race widens
@@ -92,8 +92,14 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	m := fsm.New()
+	if cfg.BreakBeforeMake {
+		if m, err = fsm.NewFor(fsm.BreakBeforeMake(fsm.Declaration()), fsm.Detached); err != nil {
+			return nil, fmt.Errorf("engine: break-before-make chart: %w", err)
+		}
+	}
 	return &Engine{
-		cfg: cfg, log: cfg.Logger, m: fsm.New(), pol: cfg.Policy, seen: dedup.New(cfg.Dedup),
+		cfg: cfg, log: cfg.Logger, m: m, pol: cfg.Policy, seen: dedup.New(cfg.Dedup),
 		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), reg: registry{self: cfg.NodeID},
 		backoff: cfg.RejoinBackoff,
 	}, nil
@@ -169,6 +175,9 @@ func (e *Engine) Primary() (LinkID, Substrate, bool) {
 
 // Candidates returns the substrates of the racing candidates, in dial order.
 func (e *Engine) Candidates() []Substrate {
+	if len(e.cands) == 0 {
+		return nil
+	}
 	out := make([]Substrate, len(e.cands))
 	for i, c := range e.cands {
 		out[i] = c.target
@@ -227,11 +236,16 @@ func (e *Engine) emit(f Effect) { e.out = append(e.out, f) }
 
 // attach starts the first attachment.
 func (e *Engine) attach(s Substrate) error {
+	if s.URL == "" || (s.ID != "" && s.ID == e.cfg.NodeID) {
+		return fmt.Errorf("%w (id %q, URL %q)", ErrNotDialable, s.ID, s.URL)
+	}
 	e.reg.learn(s)
 	if e.m.State() != fsm.Detached {
 		return fmt.Errorf("%w (it is %s)", ErrNotDetached, e.m.State())
 	}
-	e.queue, e.moving, e.rejoinAt = []Substrate{s}, false, time.Time{}
+	// moving: the node needs a link, so a refusal's alternatives are raced
+	// at once instead of after a detach and the rejoin backoff.
+	e.queue, e.moving, e.rejoinAt = []Substrate{s}, true, time.Time{}
 	e.fire(fsm.Attach, nil, "embedder attach to "+s.URL)
 	return nil
 }
@@ -247,8 +261,8 @@ func (e *Engine) observe(obs Observe) {
 	}
 	byID := map[string]Substrate{}
 	for _, c := range obs.Candidates {
-		if c.ID == "" || c.ID == e.cfg.NodeID {
-			continue
+		if c.ID == "" || c.ID == e.cfg.NodeID || c.URL == "" {
+			continue // cannot be dialled: not offered to the policy
 		}
 		if k := e.reg.learn(c.Substrate); k != nil && c.Latency > 0 {
 			k.rtt = c.Latency
@@ -263,7 +277,12 @@ func (e *Engine) observe(obs Observe) {
 			e.log.Debug().Str("candidate", d.Candidate.ID).Msg("policy named the primary's own substrate: not a migration")
 			break
 		}
-		e.target = byID[d.Candidate.ID]
+		t, ok := byID[d.Candidate.ID]
+		if !ok {
+			e.log.Warn().Str("candidate", d.Candidate.ID).Msg("policy named a substrate this cycle did not observe: not a migration")
+			break
+		}
+		e.target = t
 		e.fire(fsm.CandidateBetter, nil, "policy: "+d.Reason)
 	case fsm.CooldownElapsed:
 		e.fire(fsm.CooldownElapsed, nil, "policy: "+d.Reason)
@@ -325,6 +344,10 @@ func (e *Engine) goodbye(in GoodbyeReceived) {
 		}
 	}
 	l.lastHeard = e.now
+	if isPrimary && l.goodbye {
+		e.log.Debug().Str("substrate", l.target.ID).Msg("repeated goodbye ignored")
+		return
+	}
 	e.reg.failed(l.target, e.now, e.cfg.FailureBackoff, e.cfg.FailureBackoffMax, e.rng)
 	if !isPrimary {
 		// A candidate's goodbye is a refusal ("at capacity"). In a forced
@@ -334,10 +357,6 @@ func (e *Engine) goodbye(in GoodbyeReceived) {
 			e.enqueue(rank(alts, e.cfg.Enclave, e.now, e.rng))
 		}
 		e.fire(fsm.NewFailed, l, fmt.Sprintf("%s refused: goodbye %q", l.target.ID, in.Goodbye.Reason))
-		return
-	}
-	if l.goodbye {
-		e.log.Debug().Str("substrate", l.target.ID).Msg("repeated goodbye ignored")
 		return
 	}
 	l.goodbye = true
@@ -370,9 +389,9 @@ func (e *Engine) gossip(in GossipReceived) {
 		var skew time.Duration
 		var ok bool
 		if isPrimary {
-			skew, ok = o.fromOld(msg.MessageID, e.now)
+			skew, ok = o.fromOld(msg.MessageID, msg.From, e.now)
 		} else if l.id == o.link {
-			skew, ok = o.fromNew(msg.MessageID, e.now)
+			skew, ok = o.fromNew(msg.MessageID, msg.From, e.now)
 		}
 		if ok {
 			// A new sample may shrink the margin: the overlap may end
@@ -386,7 +405,7 @@ func (e *Engine) gossip(in GossipReceived) {
 		return
 	}
 	e.stats.Delivered++
-	e.emit(Deliver{Gossip: Gossip{Type: in.Type, Message: *msg, Via: l.target.ID}})
+	e.emit(Deliver{Gossip: &Gossip{Type: in.Type, Message: *msg, Via: l.target.ID}})
 }
 
 func (e *Engine) rejected(in FrameRejected) {
@@ -483,7 +502,8 @@ func (e *Engine) findLink(id LinkID) (*link, bool) {
 // prepareMove fills the queue for a move the node must make (goodbye,
 // suspicion, death): first the given alternatives and every other known
 // substrate, ranked together, but never the primary's own substrate nor a
-// racing one.
+// racing one. A candidate already racing then races the queue after the
+// attempt delay.
 func (e *Engine) prepareMove(alts []*known) {
 	var all []*known
 	seen := map[*known]bool{}
@@ -534,7 +554,9 @@ func (e *Engine) dialable(s Substrate) bool {
 	return !slices.ContainsFunc(e.cands, func(c *link) bool { return same(c.target, s) })
 }
 
-func same(a, b Substrate) bool { return (a.ID != "" && a.ID == b.ID) || (a.URL != "" && a.URL == b.URL) }
+func same(a, b Substrate) bool {
+	return (a.ID != "" && a.ID == b.ID) || (a.URL != "" && a.URL == b.URL)
+}
 
 // deadlines acts on every deadline that has passed.
 func (e *Engine) deadlines() {
@@ -551,10 +573,10 @@ func (e *Engine) deadlines() {
 	if o := e.ov; o != nil {
 		switch margin := e.margin(); {
 		case !e.now.Before(o.welcomeAt.Add(e.cfg.OverlapMax)):
-			_, _, behind := o.check(e.now, margin, e.cfg.OverlapGrace)
+			_, _, behind := o.check(e.now, margin)
 			e.fire(fsm.OverlapExpired, e.candidate(o.link), fmt.Sprintf("new link still %d messages behind after %v", behind, e.cfg.OverlapMax))
 		case !e.now.Before(e.ovCheck):
-			done, readyAt, _ := o.check(e.now, margin, e.cfg.OverlapGrace)
+			done, readyAt, _ := o.check(e.now, margin)
 			switch {
 			case done:
 				e.fire(fsm.OverlapDone, e.candidate(o.link), fmt.Sprintf("new link caught up (margin %v)", margin.Round(time.Millisecond)))

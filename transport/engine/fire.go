@@ -39,8 +39,12 @@ func (e *Engine) step(q event) {
 		e.log.Debug().Str("state", string(st.From)).Str("event", string(q.e)).Str("reason", st.Reason).Msg("event ignored")
 		return
 	}
+	dials := e.stats.Dials
 	for _, a := range st.Actions {
 		e.act(a, q.subject)
+	}
+	if st.Path == fsm.PathRace {
+		e.stats.RaceDials += e.stats.Dials - dials
 	}
 	e.count(st, q.subject)
 	tr := Transition{At: e.now, Step: st, Reason: q.reason}
@@ -98,7 +102,6 @@ func (e *Engine) act(a fsm.Action, subject *link) {
 	case fsm.DialAlternative:
 		if s := e.nextAlternative(true); s != nil {
 			e.dial(*s)
-			e.stats.RaceDials++
 			e.raceAt = e.now.Add(e.cfg.AttemptDelay)
 		}
 	case fsm.SendHello:
@@ -114,7 +117,7 @@ func (e *Engine) act(a fsm.Action, subject *link) {
 		w := e.welcomedCandidate(subject)
 		for _, c := range e.cands {
 			if c != w {
-				e.emit(CloseLink{Link: c.id, Code: CloseNormal})
+				e.emit(CloseLink{Link: c.id, Code: closeCode(c)})
 			}
 		}
 		e.cands, e.raceAt = e.cands[:0], timeZero
@@ -147,20 +150,30 @@ func (e *Engine) act(a fsm.Action, subject *link) {
 		}
 	case fsm.CloseOld:
 		if p := e.primary; p != nil {
-			e.emit(CloseLink{Link: p.id, Code: CloseNormal})
+			e.emit(CloseLink{Link: p.id, Code: closeCode(p)})
 			e.primary = nil
 		}
 	case fsm.CloseAll:
 		if p := e.primary; p != nil {
-			e.emit(CloseLink{Link: p.id, Code: CloseNormal})
+			e.emit(CloseLink{Link: p.id, Code: closeCode(p)})
 		}
 		for _, c := range e.cands {
-			e.emit(CloseLink{Link: c.id, Code: CloseNormal})
+			e.emit(CloseLink{Link: c.id, Code: closeCode(c)})
 		}
 		e.primary, e.cands, e.ov, e.queue, e.raceAt, e.rejoinAt = nil, nil, nil, nil, timeZero, timeZero
 		e.closed = true
 		e.emit(Closed{})
 	}
+}
+
+// closeCode is how a link the node gives up is closed: with the close
+// handshake, unless its last ping went unanswered or it never welcomed (a
+// silent peer would hold the handshake for the library's whole timeout).
+func closeCode(l *link) CloseCode {
+	if l.missed > 0 || !l.welcome {
+		return CloseAbort
+	}
+	return CloseNormal
 }
 
 // dial opens a link to s as a new candidate.

@@ -28,6 +28,7 @@ type Input interface{ input() }
 // Embedder commands.
 type (
 	// Attach asks for a first attachment to Substrate. Refused with
+	// [ErrNotDialable] when Substrate has no URL or is this node, and with
 	// [ErrNotDetached] unless the engine is detached.
 	Attach struct{ Substrate Substrate }
 	// Observe ends one evaluation cycle with what was measured in it.
@@ -144,8 +145,10 @@ type (
 		Link LinkID
 		Code CloseCode
 	}
-	// Deliver hands one deduplicated gossip message to the embedder.
-	Deliver struct{ Gossip Gossip }
+	// Deliver hands one deduplicated gossip message to the embedder. The
+	// pointer is the shell's to keep: the engine never touches it again
+	// (and an effect holding only a pointer costs no allocation of its own).
+	Deliver struct{ Gossip *Gossip }
 	// Transitioned reports a transition the machine took.
 	Transitioned struct{ Transition Transition }
 	// Decided reports the policy's decision for an [Observe].
@@ -167,7 +170,9 @@ func (d Dial) String() string      { return fmt.Sprintf("dial %d %s", d.Link, d.
 func (s SendHello) String() string { return fmt.Sprintf("hello %d", s.Link) }
 func (p Ping) String() string      { return fmt.Sprintf("ping %d", p.Link) }
 func (c CloseLink) String() string { return fmt.Sprintf("close %d %s", c.Link, c.Code) }
-func (d Deliver) String() string   { return fmt.Sprintf("deliver %s via %s", d.Gossip.Message.MessageID, d.Gossip.Via) }
+func (d Deliver) String() string {
+	return fmt.Sprintf("deliver %s via %s", d.Gossip.Message.MessageID, d.Gossip.Via)
+}
 func (t Transitioned) String() string {
 	return fmt.Sprintf("%s --%s--> %s", t.Transition.Step.From, t.Transition.Step.Event, t.Transition.Step.To)
 }

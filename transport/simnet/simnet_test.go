@@ -223,7 +223,7 @@ func TestAccountingSeesAnEarlySwitch(t *testing.T) {
 	} {
 		l := newLab(t, 1, tc.old, sub("b", 4*ms, 5*ms), SubstrateConfig{ID: "w", Enclave: "w", RTT: ms, Hidden: true})
 		l.PublishRate("w", 50, time.Second, 10*time.Second)
-		n, err := l.AddNode(NodeConfig{Engine: engine.Config{Enclave: "e", OverlapFloor: ms, OverlapGrace: 2 * ms},
+		n, err := l.AddNode(NodeConfig{Engine: engine.Config{Enclave: "e", Tuning: engine.Tuning{OverlapFloor: ms, OverlapGrace: 2 * ms}},
 			Attach: "a", ObserveEvery: time.Second})
 		if err != nil {
 			t.Fatal(err)
