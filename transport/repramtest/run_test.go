@@ -71,7 +71,7 @@ func newRun(t *testing.T, c *repramtest.Cluster, secret string, rate float64, sp
 	r.node, err = transport.New(transport.Config{
 		Identity: transport.Identity{NodeID: "handover-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")),
 			Enclave: c.Nodes[0].Enclave, Address: "127.0.0.1"},
-		Secret:  transport.Secret(secret),
+		Secret: transport.Secret(secret),
 		Handler: func(g transport.Gossip) {
 			r.led.Delivered(g)
 			r.mu.Lock()
@@ -81,7 +81,7 @@ func newRun(t *testing.T, c *repramtest.Cluster, secret string, rate float64, sp
 			r.types[string(g.Type)+"/"+string(g.Message.Type)+"/"+g.Message.Key[:min(3, len(g.Message.Key))]]++
 			r.mu.Unlock()
 		},
-		Logger:  &log,
+		Logger: &log,
 	})
 	if err != nil {
 		t.Fatal(err)

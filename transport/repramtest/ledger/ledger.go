@@ -111,8 +111,8 @@ type Ledger struct {
 	mesh      map[string]map[string]bool // every peer each substrate ever named
 	skipUntil map[string]time.Time
 	avoid     map[string]bool // not written on unless nothing else is alive
-	dropped   int // ticks with every writer busy
-	noWriter  int // ticks with no substrate to write on
+	dropped   int             // ticks with every writer busy
+	noWriter  int             // ticks with no substrate to write on
 	startAt   time.Time
 	stopAt    time.Time
 

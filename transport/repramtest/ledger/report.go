@@ -56,7 +56,10 @@ func (l *Ledger) Report(ctx context.Context) Report {
 	for _, s := range l.cfg.Substrates {
 		// A dead one keeps its earlier snapshot; a busy one gets three
 		// tries (REPRAM stalls while its fan-out waits on a stopped peer).
-		for i := 0; i < 3 && l.Snapshot(ctx, s.ID) != nil && ctx.Err() == nil; i++ {
+		for range 3 {
+			if l.Snapshot(ctx, s.ID) == nil || ctx.Err() != nil {
+				break
+			}
 		}
 	}
 	l.mu.Lock()
