@@ -18,8 +18,9 @@ import (
 var ErrNotServed = errors.New("endpoint not served")
 
 // Client speaks REPRAM's HTTP API (PUT and GET /v1/data/KEY, GET /v1/keys,
-// /v1/topology and /v1/health) with a short bound on every request, so a
-// dead or stopped substrate costs at most Timeout.
+// /v1/topology and /v1/health) with a short bound on every request (the
+// context's deadline, or Timeout when it has none), so a dead or stopped
+// substrate costs at most that.
 type Client struct {
 	HTTP    *http.Client
 	Timeout time.Duration // per request; default 1s
@@ -32,7 +33,7 @@ func NewClient(timeout time.Duration) *Client {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	return &Client{HTTP: &http.Client{Transport: tr, Timeout: timeout}, Timeout: timeout}
+	return &Client{HTTP: &http.Client{Transport: tr}, Timeout: timeout}
 }
 
 // Peer is one entry of GET /v1/topology.
@@ -59,8 +60,11 @@ type Health struct {
 }
 
 func (c *Client) do(ctx context.Context, method, u string, body []byte, hdr http.Header) ([]byte, int, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -91,6 +95,10 @@ func (c *Client) do(ctx context.Context, method, u string, body []byte, hdr http
 // ttl seconds. REPRAM answers 201 after a quorum of acks, 202 when the
 // quorum timed out (stored locally); both are success.
 func (c *Client) Put(ctx context.Context, addr, key string, value []byte, ttl int) error {
+	return c.put(ctx, addr, key, value, ttl)
+}
+
+func (c *Client) put(ctx context.Context, addr, key string, value []byte, ttl int) error {
 	u := "http://" + addr + "/v1/data/" + url.PathEscape(key)
 	_, code, err := c.do(ctx, http.MethodPut, u, value, http.Header{"X-Ttl": {strconv.Itoa(ttl)}})
 	if err != nil {

@@ -55,8 +55,11 @@ type Config struct {
 	Writers int
 	// TTL is each write's X-TTL in seconds; default 300 (REPRAM's minimum).
 	TTL int
-	// Timeout bounds every HTTP request; default 1s.
+	// Timeout bounds every HTTP request but a PUT; default 1s.
 	Timeout time.Duration
+	// PutTimeout bounds a PUT, which REPRAM answers after a quorum of
+	// acks (its own bound is 5 s); default 2s.
+	PutTimeout time.Duration
 	// Poll is how often each substrate's topology is read (liveness and
 	// mesh); default 500ms.
 	Poll time.Duration
@@ -150,6 +153,7 @@ func New(cfg Config) (*Ledger, error) {
 		}
 	}
 	def(&cfg.Timeout, time.Second)
+	def(&cfg.PutTimeout, 2*time.Second)
 	def(&cfg.Poll, 500*time.Millisecond)
 	def(&cfg.Skip, time.Second)
 	def(&cfg.Slack, 300*time.Millisecond)
@@ -318,10 +322,10 @@ func (l *Ledger) pollAll(ctx context.Context) {
 }
 
 // pick chooses where the next write goes, round robin among alive
-// substrates other than the node's primary: first those that are not the
-// candidate and whose topology includes the primary and the candidate (so
-// the write reaches both links of a migration), then those that include
-// the primary, then any.
+// substrates that are neither the node's primary nor its candidate nor
+// avoided: first those whose topology includes the primary and the
+// candidate (so the write reaches both links of a migration), then those
+// that include the primary, then any. Never the candidate: see Avoid.
 func (l *Ledger) pick() (Substrate, bool) {
 	prim, cand := "", ""
 	if l.cfg.Node != nil {
@@ -342,7 +346,7 @@ func (l *Ledger) pick() (Substrate, bool) {
 			if now.Before(l.skipUntil[s.ID]) || s.ID == prim {
 				continue
 			}
-			if pass < 2 && (s.ID == cand || l.avoid[s.ID]) {
+			if s.ID == cand || l.avoid[s.ID] {
 				continue
 			}
 			if peers := l.peers[s.ID]; peers != nil && ((pass < 2 && prim != "" && !peers[prim]) || (pass == 0 && cand != "" && !peers[cand])) {
@@ -380,7 +384,9 @@ func (l *Ledger) writeOne(ctx context.Context) {
 	}
 	key := fmt.Sprintf("%s%08d", l.cfg.Prefix, l.seq.Add(1))
 	w := write{key: key, origin: s.ID, start: time.Now()}
-	err := l.client.Put(ctx, s.HTTP, key, []byte("handover"), l.cfg.TTL)
+	pctx, cancel := context.WithTimeout(ctx, l.cfg.PutTimeout)
+	err := l.client.put(pctx, s.HTTP, key, []byte("handover"), l.cfg.TTL)
+	cancel()
 	w.end, w.failed = time.Now(), err != nil
 	l.mu.Lock()
 	defer l.mu.Unlock()
