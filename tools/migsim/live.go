@@ -365,7 +365,7 @@ loop:
 		Migrations: st.Migrations, Cancelled: st.Cancelled, Accelerated: st.Accelerated, Forced: st.Forced,
 		Detaches: st.Detaches, DuplicatesDropped: st.DuplicatesDropped, StaleEventsDropped: st.StaleEventsDropped,
 		FramesRejected: st.FramesRejected,
-		Published: rep.Published, Owed: rep.Owed, Delivered: rep.Delivered, Lost: rep.Lost, DuplicatesDelivered: rep.Duplicates},
+		Published:      rep.Published, Owed: rep.Owed, Delivered: rep.Delivered, Lost: rep.Lost, DuplicatesDelivered: rep.Duplicates},
 		Account: rep, PublishErrors: rep.Refused, Probed: probed}
 	if sch != nil {
 		res.Policy = "schedule"
