@@ -101,6 +101,7 @@ func TestReportClassifies(t *testing.T) {
 		tr(at(12), fsm.Cooldown, "b", ""),
 		tr(at(20), fsm.Detached, "", ""),
 		tr(at(25), fsm.Attached, "b", ""),
+		tr(at(45), fsm.Overlapping, "b", "a"), // after the books close at 40 s
 	} {
 		l.Transition(x)
 	}

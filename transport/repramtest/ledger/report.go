@@ -174,6 +174,9 @@ func (l *Ledger) noLink(end time.Time) (total, longest time.Duration) {
 	slices.SortFunc(spans, func(x, y span) int { return x.from.Compare(y.from) })
 	covered := l.firstAt
 	for _, s := range spans {
+		if s.from.After(end) {
+			break // opened after the books were closed
+		}
 		if s.from.After(covered) {
 			gap := s.from.Sub(covered)
 			total += gap
