@@ -13,7 +13,7 @@ import (
 
 // TestInteropLiveRepram runs `migsim -connect` (through dispatch, as main
 // does) against three real REPRAM TS substrates with replication 2, a
-// partial mesh, on a schedule with writes at 50/s: it must exit cleanly
+// partial mesh, on a schedule (every 3 s, for 20 s) with writes at 50/s: it must exit cleanly
 // (lost 0, no duplicates) and report the writes the mesh kept from the
 // node as not reached, separately. Opt-in: see repramtest.Dir.
 func TestInteropLiveRepram(t *testing.T) {
@@ -24,7 +24,7 @@ func TestInteropLiveRepram(t *testing.T) {
 	}
 	var out bytes.Buffer
 	f := flags{connect: strings.Join(addrs, ","), secret: "live-secret", enclave: "default", nodeID: "migsim-interop",
-		cycle: time.Second, migrateEvery: 3 * time.Second, duration: 14 * time.Second, publishRate: 50, json: true}
+		cycle: time.Second, migrateEvery: 3 * time.Second, duration: 20 * time.Second, publishRate: 50, json: true}
 	err := dispatch(context.Background(), f, &out)
 	var res LiveResult
 	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil {

@@ -299,6 +299,11 @@ func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
 		_ = closeNode()
 		return nil, err
 	}
+	if sch != nil {
+		if next := sch.after(targets[0].id); len(next) > 0 {
+			led.Avoid(next[0]) // the first scheduled target (see the loop below)
+		}
+	}
 	// Writes start at once and go on while the node has no link: those
 	// count against an outage (as not reached), never as owed.
 	led.Start(context.WithoutCancel(ctx))

@@ -199,8 +199,10 @@ func (r *run) cycle(target string) {
 func (r *run) migrate(target string) {
 	r.t.Helper()
 	r.avoid(target)
-	deadline := time.Now().Add(20 * time.Second)
-	for i := 0; i < 200 && time.Now().Before(deadline); i++ {
+	// 35 s: room for one migration cancelled at OverlapMax (15 s) and
+	// retried, which a loaded machine causes (docs/interop.md).
+	deadline := time.Now().Add(35 * time.Second)
+	for i := 0; i < 300 && time.Now().Before(deadline); i++ {
 		r.cycle(target)
 		if r.waitFor(200*time.Millisecond, func(st transport.Status) bool { return settled(st) && st.Primary.ID == target }) {
 			for j := 0; j < 5 && r.node.Status().State == fsm.Cooldown; j++ {
@@ -209,14 +211,14 @@ func (r *run) migrate(target string) {
 			return
 		}
 	}
-	r.t.Fatalf("no migration to %s within 20s: %+v", target, r.node.Status())
+	r.t.Fatalf("no migration to %s within 35s: %+v", target, r.node.Status())
 }
 
 // avoid stops writing on target and waits for writes in flight there to
 // land (ledger.Ledger.Avoid says why).
 func (r *run) avoid(target string) {
 	r.led.Avoid(target)
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(2 * time.Second)
 }
 
 // finish stops the writes, lets what was written arrive, and returns the

@@ -406,6 +406,9 @@ func (l *Ledger) Snapshot(ctx context.Context, id string) error {
 	if i < 0 {
 		return fmt.Errorf("ledger: snapshot: unknown substrate %q", id)
 	}
+	// Listing keys is slower than the other requests on a busy substrate.
+	ctx, cancel := context.WithTimeout(ctx, 5*l.cfg.Timeout)
+	defer cancel()
 	keys, err := l.client.Keys(ctx, l.cfg.Substrates[i].HTTP, l.cfg.Prefix)
 	l.mu.Lock()
 	defer l.mu.Unlock()
