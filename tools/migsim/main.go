@@ -78,7 +78,7 @@ func main() {
 	fs.DurationVar(&f.migrateEvery, "migrate-every", 0, "live mode: migrate on this schedule instead of on measured latency")
 	fs.DurationVar(&f.duration, "duration", 0, "live mode: stop after this long (default: until interrupted)")
 	fs.DurationVar(&f.cycle, "cycle", time.Second, "live mode: evaluation cycle")
-	fs.Float64Var(&f.publishRate, "publish-rate", 0, "-connect: PUTs a second over the substrates' HTTP API (needs 3+ substrates); -nodes: messages a second into the mesh (default 20)")
+	fs.Float64Var(&f.publishRate, "publish-rate", 0, "-connect: PUTs a second over the substrates' HTTP API, honestly accounted (needs 2+ substrates); -nodes: messages a second into the mesh (default 20)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: migsim [flags]\n\nRuns a transient node through a simulated network on loopback and reports "+
 			"lost and duplicated gossip, migrations and flaps.\nScenarios: testdata/scenarios/README.md.\n\n")

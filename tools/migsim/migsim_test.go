@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/repram/handover/fsm"
 	"github.com/repram/handover/transport/substratetest"
 	"github.com/repram/handover/transport/wire"
 )
@@ -121,11 +122,11 @@ func TestLatencyScheduleIsDeterministic(t *testing.T) {
 }
 
 func TestPingPongsAndPercentiles(t *testing.T) {
-	moves := []move{
-		{cycle: 5, from: "a", to: "b"},
-		{cycle: 8, from: "b", to: "a"},                // back within the window
-		{cycle: 40, from: "a", to: "b"},               // too late
-		{cycle: 42, from: "b", to: "a", forced: true}, // forced: not a flap
+	moves := []Switch{
+		{Cycle: 5, From: "a", To: "b", Cause: fsm.PathMigrate},
+		{Cycle: 8, From: "b", To: "a", Cause: fsm.PathMigrate},  // back within the window
+		{Cycle: 40, From: "a", To: "b", Cause: fsm.PathMigrate}, // too late
+		{Cycle: 42, From: "b", To: "a", Cause: fsm.PathForced},  // forced: not a flap
 	}
 	if n := pingPongs(moves, 8); n != 1 {
 		t.Errorf("ping-pongs %d, want 1", n)
