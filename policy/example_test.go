@@ -58,20 +58,32 @@ cycle,substrate,enclave,latency
 5,s1,eu,40ms
 5,s2,eu,20ms
 6,s1,eu,40ms
-6,s2,eu,-
+6,s2,eu,20ms
+7,s1,eu,40ms
+7,s2,eu,-
 `
 	tr, err := policy.ParseTrace(strings.NewReader(trace))
 	if err != nil {
 		panic(err)
 	}
-	for _, s := range []policy.Strategy{policy.Hysteresis, policy.Naive} {
-		r, err := policy.Replay(tr, policy.Config{}, s)
+	for _, run := range []struct {
+		s   policy.Strategy
+		cfg policy.Config
+	}{
+		{policy.Hysteresis, policy.Config{}},                          // the default: filtered
+		{policy.Hysteresis, policy.Config{Filter: policy.FilterNone}}, // the seed's rule on raw samples
+		{policy.Naive, policy.Config{}},
+	} {
+		r, err := policy.Replay(tr, run.cfg, run.s)
 		if err != nil {
 			panic(err)
 		}
 		fmt.Println(r)
 	}
+	// Three samples of s1 are too few to know its noise well, so the filter
+	// waits for the second sample at 20ms before counting s2 as better.
 	// Output:
-	// hysteresis: 1 migrations, 0 ping-pongs, 0 forced, 2/6 cycles on a non-best substrate, reaction [2] cycles, ends on s2
-	// naive: 1 migrations, 0 ping-pongs, 0 forced, 1/6 cycles on a non-best substrate, reaction [1] cycles, ends on s2
+	// hysteresis/robust: 1 migrations, 0 ping-pongs, 0 forced, 3/7 cycles on a non-best substrate, reaction [3] cycles, ends on s2
+	// hysteresis/none: 1 migrations, 0 ping-pongs, 0 forced, 2/7 cycles on a non-best substrate, reaction [2] cycles, ends on s2
+	// naive: 1 migrations, 0 ping-pongs, 0 forced, 1/7 cycles on a non-best substrate, reaction [1] cycles, ends on s2
 }
