@@ -85,7 +85,7 @@ func Default() Config {
 		PingPongRelaxCycles: 30,
 		Filter:              FilterRobust,
 		FilterK:             6,
-		NoiseMargin:         3,
+		NoiseMargin:         3.5,
 		MinDifference:       time.Millisecond,
 		MaxMissedCycles:     3,
 	}

@@ -234,6 +234,10 @@ func (e *Evaluator) Attached(id string) {
 		e.left = &departure{id: prev, cycle: e.cycle, forced: e.forced}
 	}
 	e.forced = false
+	if prev != id {
+		e.restart(prev)
+		e.restart(id)
+	}
 	e.current = id
 	e.cooldown = e.p.cooldown + 1
 	clear(e.streaks)

@@ -86,7 +86,10 @@ type filterParams struct {
 func (e *estimate) add(x float64, cycle int, prior float64, p filterParams) {
 	e.seen = cycle
 	if e.n == 0 {
-		*e = estimate{n: 1, mean: x, dev: prior, seen: cycle}
+		if e.dev == 0 { // new, not restarted
+			e.dev = prior
+		}
+		e.n, e.mean, e.up = 1, x, 0
 		return
 	}
 	err := x - e.mean
@@ -202,6 +205,17 @@ func (e *Evaluator) qualifiesFiltered(node string, cur, cand Substrate) bool {
 	gain := u.mean + math.Log(e.p.ratio) - c.mean
 	noise := math.Hypot(u.stderr(e.f.gain), c.stderr(e.f.gain))
 	return gain > e.f.margin*noise && math.Exp(u.mean)-math.Exp(c.mean) > float64(e.f.floor)
+}
+
+// restart makes the next sample of id start its estimate afresh, keeping
+// the deviation learnt so far. A substrate that becomes or stops being the
+// current attachment is measured another way (heartbeat round trips on the
+// primary link, probes as a candidate): the level may differ, the noise
+// hardly.
+func (e *Evaluator) restart(id string) {
+	if est := e.est[id]; est != nil {
+		est.n = 0
+	}
 }
 
 // filtered returns s with its filtered latency, when it has one.
