@@ -70,6 +70,10 @@ type estimate struct {
 	seen  int     // the evaluation cycle of the last sample
 	up    int     // consecutive slow outliers
 	upMin float64 // the fastest of them
+
+	jumped  bool    // the last sample was a fast jump to a new level
+	before  float64 // the level before it
+	beforeN int     // and its n
 }
 
 // filterParams are the resolved filter settings.
@@ -89,16 +93,26 @@ func (e *estimate) add(x float64, cycle int, prior float64, p filterParams) {
 		if e.dev == 0 { // new, not restarted
 			e.dev = prior
 		}
-		e.n, e.mean, e.up = 1, x, 0
+		e.n, e.mean, e.up, e.jumped = 1, x, 0, false
 		return
 	}
-	err := x - e.mean
 	lim := outlierDevs * max(e.dev, minRelDev)
+	if e.jumped {
+		// The sample after a fast jump decides it: back at the old level,
+		// the jump was one fast glitch and is undone; anything else keeps it.
+		e.jumped = false
+		if math.Abs(x-e.before) <= lim {
+			e.mean, e.n = e.before, e.beforeN
+		}
+	}
+	err := x - e.mean
 	// An outlier counts as lim toward the deviation: a noisier path is
-	// learnt within a few samples, one spike barely moves it.
+	// learnt within a few samples, one spike barely moves it. That holds
+	// for a fast jump too: in heavy noise most of them are noise.
 	e.dev += devGain * (min(math.Abs(err), lim) - e.dev)
 	switch {
 	case err < -lim: // faster than the noise explains: a new level, believed at once
+		e.jumped, e.before, e.beforeN = true, e.mean, e.n
 		e.mean, e.n, e.up = x, 1, 0
 		return
 	case err > lim:
