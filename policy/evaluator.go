@@ -210,6 +210,8 @@ func (e *Evaluator) Evaluate(obs Observation) Decision {
 	cur := obs.Current
 	if e.f.on {
 		kind, cur = "filtered ", e.filtered(cur)
+		cur.Latency = cur.Latency.Round(time.Microsecond)
+		bestF.Latency = bestF.Latency.Round(time.Microsecond)
 	}
 	return Decision{Event: fsm.CandidateBetter, Candidate: best,
 		Reason: fmt.Sprintf("%s (enclave %q, %s%s) beat %s (enclave %q, %s%s) for %d consecutive cycles",
