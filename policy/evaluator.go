@@ -123,6 +123,7 @@ func New(cfg Config) (*Evaluator, error) {
 	e.f = filterParams{
 		on:        c.Filter == FilterRobust,
 		gain:      math.Pow(2, -float64(c.FilterK)/4),
+		lnRatio:   math.Log(1 - c.Improvement),
 		margin:    c.NoiseMargin,
 		floor:     c.MinDifference,
 		maxMissed: c.MaxMissedCycles,

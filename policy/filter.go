@@ -11,10 +11,13 @@ type Filter string
 
 // The filters.
 const (
-	// FilterRobust is the default: per substrate, a 3GPP layer-3 style
-	// exponential filter on the logarithm of the round-trip time, with an
-	// RFC 6298 style mean deviation and outlier handling. See [Config] and
-	// docs/policy-filter.md.
+	// FilterRobust is the default: per substrate, a 3GPP layer-3 filter
+	// (F = (1-a)·F + a·M) on the logarithm of the round-trip time, an
+	// RFC 6298 style mean deviation of the samples, and outlier handling: a
+	// fast jump is believed at once, a slow one only after 4 samples in a
+	// row. A candidate then needs the seed's 25% plus NoiseMargin standard
+	// errors of the two estimates, and MinDifference. Why this and not a
+	// windowed minimum or a plain EWMA: docs/policy-filter.md.
 	FilterRobust Filter = "robust"
 	// FilterNone compares this cycle's raw samples, as the seed's rule did.
 	FilterNone Filter = "none"
@@ -44,14 +47,15 @@ const (
 	minRelDev = 0.01
 	// confirmUp is how many consecutive slow outliers it takes to believe a
 	// substrate got slower: one or a few are a queue, a spike or a
-	// retransmission. A faster outlier is believed at once: queueing only
-	// ever adds delay, so a sample well below the estimate is news.
+	// retransmission. A fast outlier is believed at once, since queueing
+	// only ever adds delay, and undone if the next sample is back at the
+	// old level (a glitch).
 	confirmUp = 4
 	// freshDev is the deviation the first estimate of an evaluator starts
 	// with, 0.15 (about 19% standard deviation, a busy path): until the noise
-	// is known, assume some. RFC 6298 starts RTTVAR at R/2; that held the
-	// first migration back by 4 cycles on quiet paths, while 0.15 showed no
-	// startup flap over 200 seeds of every noise class (0.05 did).
+	// is known, assume some. RFC 6298's R/2 delayed the first migration on
+	// a quiet path by about 4 cycles in the tuning runs; 0.15 made no
+	// startup flap over 200 seeds of every noise class, 0.05 did.
 	// Substrates measured later start with the current attachment's
 	// deviation.
 	freshDev = 0.15
@@ -80,6 +84,7 @@ type estimate struct {
 type filterParams struct {
 	on        bool
 	gain      float64 // a = 1/2^(k/4)
+	lnRatio   float64 // ln(1 - Improvement)
 	margin    float64 // noise margin in standard errors
 	floor     time.Duration
 	maxMissed int
@@ -216,7 +221,10 @@ func (e *Evaluator) qualifiesFiltered(node string, cur, cand Substrate) bool {
 	if u == nil || c == nil {
 		return false
 	}
-	gain := u.mean + math.Log(e.p.ratio) - c.mean
+	gain := u.mean + e.f.lnRatio - c.mean
+	if gain <= 0 {
+		return false
+	}
 	noise := math.Hypot(u.stderr(e.f.gain), c.stderr(e.f.gain))
 	return gain > e.f.margin*noise && math.Exp(u.mean)-math.Exp(c.mean) > float64(e.f.floor)
 }
