@@ -191,3 +191,19 @@ func TestParseFilter(t *testing.T) {
 		t.Error("ParseFilter accepted \"ewma\"")
 	}
 }
+
+// A substrate measured as a candidate (probes) and then as the current
+// attachment (heartbeats) is measured two ways: its estimate restarts at
+// the change, so a level learnt the other way does not linger.
+func TestFilterRestartsOnAttach(t *testing.T) {
+	e := newDefault(t)
+	settle(t, e, obs(in("s1", ms(10)), in("s2", ms(10))), 10)
+	// Now on s2, which its heartbeats put at 100ms (through a slow path the
+	// probes did not see); s3 at 10ms.
+	e.Attached("s2")
+	onS2 := obs(in("s2", ms(100)), in("s3", ms(10)))
+	run(t, e, []tick{{obs: onS2}, {obs: onS2, want: "cooldown"}, {obs: onS2}, {obs: onS2, want: "s3"}})
+	if est, ok := e.Estimate("s2"); !ok || est.Latency != ms(100) || est.Samples != 4 {
+		t.Fatalf("s2 estimate %+v, %v: want 100ms from the 4 samples since the attachment", est, ok)
+	}
+}
