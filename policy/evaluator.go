@@ -187,7 +187,7 @@ func (e *Evaluator) Evaluate(obs Observation) Decision {
 		if _, dup := e.next[c.ID]; dup {
 			continue // listed twice: count it once
 		}
-		ok := false
+		var ok bool
 		if e.f.on {
 			ok = e.qualifiesFiltered(obs.Enclave, obs.Current, c)
 		} else {
@@ -227,7 +227,9 @@ func (e *Evaluator) Evaluate(obs Observation) Decision {
 // nothing, and the Evaluate ending the last of them returns cooldown_elapsed.
 // Counting resumes at the following Evaluate. It also detects a ping-pong
 // (a return to the substrate left within PingPongWindow cycles, unless that
-// departure was forced) and clears the backoff of id.
+// departure was forced) and clears the backoff of id. With the filter, the
+// estimates of id and of the substrate left start again from their next
+// sample (keeping their noise): they are now measured another way.
 func (e *Evaluator) Attached(id string) {
 	prev := e.current
 	if prev != "" && prev != id {
