@@ -21,7 +21,7 @@ func TestNoiseEqualMeansNoFlap(t *testing.T) {
 	for _, c := range noiseClasses {
 		t.Run(c.name, func(t *testing.T) {
 			for _, seed := range noiseSeeds {
-				tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed}.trace(t)
+				tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed}.trace()
 				def := replay(t, tr, Config{}, Hysteresis)
 				raw := replay(t, tr, Config{Filter: FilterNone}, Hysteresis)
 				naive := replay(t, tr, Config{}, Naive)
@@ -43,7 +43,7 @@ func TestNoiseStepReaction(t *testing.T) {
 		}{{0.5, 3}, {0.7, 5}, {0.75, 0}} {
 			t.Run(c.name+"/"+ftoa(step.frac), func(t *testing.T) {
 				for _, seed := range noiseSeeds {
-					tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed, stepAt: 500, frac: step.frac}.trace(t)
+					tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed, stepAt: 500, frac: step.frac}.trace()
 					r := replay(t, tr, Config{}, Hysteresis)
 					t.Logf("seed %d: %v", seed, r)
 					switch {
@@ -77,7 +77,7 @@ func TestNoiseHomeEnclaveStep(t *testing.T) {
 	for _, c := range noiseClasses {
 		t.Run(c.name, func(t *testing.T) {
 			for _, seed := range noiseSeeds {
-				tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed, stepAt: 500, home: true}.trace(t)
+				tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed, stepAt: 500, home: true}.trace()
 				r := replay(t, tr, Config{}, Hysteresis)
 				if r.Migrations != 1 || r.Moves[0].To != "s3" || r.ReactionCycles[0] < 1 || r.ReactionCycles[0] > 2 {
 					t.Errorf("seed %d: %v; want one migration, to s3, within 2 cycles", seed, r)
@@ -98,7 +98,7 @@ func TestNoiseLure(t *testing.T) {
 		}
 		t.Run(c.name, func(t *testing.T) {
 			for _, seed := range noiseSeeds {
-				tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed, frac: 0.5, lure: 4}.trace(t)
+				tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed, frac: 0.5, lure: 4}.trace()
 				def := replay(t, tr, Config{}, Hysteresis)
 				raw := replay(t, tr, Config{Filter: FilterNone}, Hysteresis)
 				naive := replay(t, tr, Config{}, Naive)

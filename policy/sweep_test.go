@@ -25,13 +25,13 @@ func TestNoiseSweep(t *testing.T) {
 		var react [2][]int
 		mig75 := 0
 		for seed := uint64(1); seed <= seeds; seed++ {
-			tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed}.trace(t)
+			tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed}.trace()
 			for i, r := range []Report{replay(t, tr, Config{}, Hysteresis),
 				replay(t, tr, Config{Filter: FilterNone}, Hysteresis), replay(t, tr, Config{}, Naive)} {
 				eq[i] += r.Migrations
 			}
 			for i, f := range []float64{0.5, 0.7, 0.75} {
-				r := replay(t, noiseTrace{class: c, cycles: noiseCycles, seed: seed, stepAt: 500, frac: f}.trace(t), Config{}, Hysteresis)
+				r := replay(t, noiseTrace{class: c, cycles: noiseCycles, seed: seed, stepAt: 500, frac: f}.trace(), Config{}, Hysteresis)
 				if i < 2 {
 					react[i] = append(react[i], r.ReactionCycles[0])
 				} else if r.Migrations > 0 {
