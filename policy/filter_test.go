@@ -208,3 +208,19 @@ func TestFilterRestartsOnAttach(t *testing.T) {
 		t.Fatalf("s2 estimate %+v, %v: want 100ms from the 4 samples since the attachment", est, ok)
 	}
 }
+
+// When several candidates reach their streak, the lowest filtered latency
+// wins, not the luckiest sample of the cycle.
+func TestFilterRanksByFilteredLatency(t *testing.T) {
+	e := newDefault(t)
+	for i := range 30 {
+		s2, s3 := ms(47), ms(60) // s2 about 50ms, s3 about 55ms
+		if i%2 == 1 {
+			s2, s3 = ms(53), ms(50) // s3's raw sample is the lower one here
+		}
+		d := e.Evaluate(obs(in("s1", jittered(ms(200), i)), in("s2", s2), in("s3", s3)))
+		if i >= 10 && (d.Event != fsm.CandidateBetter || d.Candidate.ID != "s2") {
+			t.Fatalf("cycle %d (s2 %v, s3 %v): %s %s, want s2 named (%s)", i+1, s2, s3, d.Event, d.Candidate.ID, d.Reason)
+		}
+	}
+}
