@@ -63,7 +63,11 @@ func newRun(t *testing.T, c *repramtest.Cluster, secret string, rate float64, sp
 	r.led, err = ledger.New(ledger.Config{Substrates: c.Ledger(), Prefix: fmt.Sprintf("hv-%d-", time.Now().UnixNano()),
 		Rate: rate, Spread: spread, Node: func() (string, string) {
 			st := r.node.Status()
-			return st.Primary.ID, st.Candidate.ID
+			cand := ""
+			if len(st.Candidates) > 0 {
+				cand = st.Candidates[0].ID
+			}
+			return st.Primary.ID, cand
 		}})
 	if err != nil {
 		t.Fatal(err)
