@@ -176,14 +176,14 @@ func TestThunderingHerd(t *testing.T) {
 		refusals int
 	}{{"equal", 2 * ms, 0}, {"nearest", 1600 * time.Microsecond, 200}} {
 		const children = 300
-		l := newLab(t, 7, sub("a", 2*ms, 3*ms),
+		l := newLab(t, 7, sub("a", 2*ms, 3*ms), SubstrateConfig{ID: "w", Enclave: "w", RTT: ms, Hidden: true},
 			SubstrateConfig{ID: "b", Enclave: "e", RTT: tc.rttB, Delay: 4 * ms, MaxChildren: 100},
 			SubstrateConfig{ID: "c", Enclave: "e", RTT: 2 * ms, Delay: 5 * ms, MaxChildren: 100},
 			SubstrateConfig{ID: "d", Enclave: "e", RTT: 2 * ms, Delay: 6 * ms, MaxChildren: 100},
 			SubstrateConfig{ID: "e", Enclave: "e", RTT: 2 * ms, Delay: 7 * ms, MaxChildren: 100})
 		// Writes from 2 s before the shutdown to 3 s after it: 300 nodes
 		// make the deliveries the cost of the run.
-		l.PublishRate("b", 50, faultAt-2*time.Second, faultAt+3*time.Second)
+		l.PublishRate("w", 50, faultAt-2*time.Second, faultAt+3*time.Second)
 		for i := range children {
 			l.node("a", time.Duration(i)*3*ms, cycle)
 		}
@@ -209,13 +209,14 @@ func TestThunderingHerd(t *testing.T) {
 
 func TestScheduledMigrations(t *testing.T) {
 	t.Parallel()
-	// Loopback-like: round trips of 200µs, propagation of 1–3 ms. Every 6
-	// s another substrate becomes the nearest, so the policy migrates.
+	// Loopback-like: round trips of 0.5 and 2 ms (the policy ignores
+	// differences under 1 ms), propagation of 1–3 ms. Every 6 s another
+	// substrate becomes the nearest, so the policy migrates.
 	us := time.Microsecond
 	const nodes = 20
 	subs := []string{"a", "b", "c", "d"}
-	l := newLab(t, 3, sub("a", 200*us, 1000*us), sub("b", 200*us, 1500*us), sub("c", 200*us, 2*time.Millisecond),
-		sub("d", 200*us, 3*time.Millisecond), SubstrateConfig{ID: "w", Enclave: "writers", RTT: 200 * us})
+	l := newLab(t, 3, sub("a", 500*us, 1000*us), sub("b", 500*us, 1500*us), sub("c", 500*us, 2*time.Millisecond),
+		sub("d", 500*us, 3*time.Millisecond), SubstrateConfig{ID: "w", Enclave: "writers", RTT: 200 * us, Hidden: true})
 	l.PublishRate("w", pubRate, time.Second, stopPub)
 	for i := range nodes {
 		l.node(subs[i%len(subs)], time.Duration(i)*10*time.Millisecond, cycle)
@@ -224,9 +225,9 @@ func TestScheduledMigrations(t *testing.T) {
 		near := subs[k%len(subs)]
 		l.At(time.Duration(k*6)*time.Second, func() {
 			for _, id := range subs {
-				l.SetRTT(id, 800*us)
+				l.SetRTT(id, 2*time.Millisecond)
 			}
-			l.SetRTT(near, 200*us)
+			l.SetRTT(near, 500*us)
 		})
 	}
 	r := l.run(runUntil)
@@ -316,7 +317,7 @@ func TestSwitchFromALaggingSubstrate(t *testing.T) {
 				SubstrateConfig{ID: "w", Enclave: "writers", RTT: 2 * ms, Hidden: true})
 			l.PublishRate("w", tc.rate, time.Second, tc.writesTo)
 			n := l.node("a", 0, cycle)
-			l.At(2*time.Second, func() { l.SetRTT("b", ms) })                    // a → b, equal delays: a small skew is measured
+			l.At(2*time.Second, func() { l.SetRTT("b", 2*ms) })                  // a → b, equal delays: a small skew is measured
 			l.At(10*time.Second, func() { l.SetDelay("b", 200*ms) })             // b falls behind the mesh
 			l.At(12*time.Second, func() { l.SetRTT("c", 200*time.Microsecond) }) // b → c at 13 s
 			r := l.run(runUntil)

@@ -12,7 +12,9 @@
 //   - a message published on a substrate reaches every substrate (or, with
 //     [SubstrateConfig.Peers], those that know the origin) after that
 //     substrate's propagation Delay, which forwards it to its welcomed
-//     children of its own enclave after the link's one-way latency (RTT/2);
+//     children of its own enclave after the link's one-way latency (RTT/2),
+//     except the origin itself: REPRAM never forwards a substrate's own
+//     writes to its own children;
 //   - a dial is connected after one RTT; the hello's welcome comes one RTT
 //     after it is sent; a ping's pong one RTT after it is sent;
 //   - a substrate over MaxChildren answers a hello with goodbye

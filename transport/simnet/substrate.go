@@ -223,6 +223,9 @@ func (sub *substrate) arrive(s *Sim, msg int32) {
 			d.node.missedCand.set(msg)
 		}
 	}
+	if s.msgs[msg].origin == sub.idx {
+		return // REPRAM never forwards a substrate's own writes to its children
+	}
 	for _, lk := range sub.conns {
 		if lk.forwarded {
 			if !sub.badFrames { // a corrupt frame owes nothing
