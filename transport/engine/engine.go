@@ -571,7 +571,19 @@ func (e *Engine) deadlines() {
 		e.fire(fsm.AttemptDelay, nil, fmt.Sprintf("no welcome within the attempt delay %v", e.cfg.AttemptDelay))
 	}
 	if o := e.ov; o != nil {
-		switch margin := e.margin(); {
+		margin := e.margin()
+		if o.oldSeen && o.common.IsZero() {
+			// The old link streams but nothing came on both links: this
+			// pair's skew is unmeasured, and the margin measured on
+			// earlier overlaps may be far shorter than how long the old
+			// link lags the new one (its substrate fell behind the mesh,
+			// or this pair is further apart). What it still carries from
+			// before the new substrate registered this node is exempt,
+			// not behind, and may still be in flight: the margin is its
+			// upper bound until a message is seen on both.
+			margin = e.cfg.OverlapGrace
+		}
+		switch {
 		case !e.now.Before(o.welcomeAt.Add(e.cfg.OverlapMax)):
 			_, _, behind := o.check(e.now, margin)
 			e.fire(fsm.OverlapExpired, e.candidate(o.link), fmt.Sprintf("new link still %d messages behind after %v", behind, e.cfg.OverlapMax))
