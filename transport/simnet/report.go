@@ -60,6 +60,7 @@ type SubstrateReport struct {
 	Children int // registered children at the end
 	Refusals int // hellos answered "at capacity"
 	Dead     bool
+	Hidden   bool
 }
 
 // Report sums up a run.
@@ -130,7 +131,8 @@ func (s *Sim) Report() Report {
 		t.Rehome = max(t.Rehome, nr.Rehome)
 	}
 	for _, sub := range s.subs {
-		r.Substrates = append(r.Substrates, SubstrateReport{ID: sub.cfg.ID, Children: sub.children, Refusals: sub.refusals, Dead: sub.dead})
+		r.Substrates = append(r.Substrates, SubstrateReport{ID: sub.cfg.ID, Children: sub.children, Refusals: sub.refusals,
+			Dead: sub.dead, Hidden: sub.cfg.Hidden})
 	}
 	r.Rehome = slices.Sorted(slices.Values(s.rehome))
 	r.Switch = slices.Sorted(slices.Values(s.switches))
@@ -148,11 +150,11 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 }
 
 // Load returns the largest and the mean number of children over the live
-// substrates.
+// substrates nodes can see (not hidden).
 func (r Report) Load() (maxChildren int, mean float64) {
 	live := 0
 	for _, sr := range r.Substrates {
-		if !sr.Dead {
+		if !sr.Dead && !sr.Hidden {
 			live++
 			maxChildren = max(maxChildren, sr.Children)
 			mean += float64(sr.Children)
