@@ -114,7 +114,7 @@ func TestUnsignedWelcomeIsNeverPromoted(t *testing.T) {
 	for _, c := range []substratetest.Corruption{substratetest.CorruptUnsigned, substratetest.CorruptBadSignature} {
 		t.Run("migrating/"+c.String(), func(t *testing.T) {
 			h, _, b, stop := setup(t, fastConfig())
-			b.SetCorrupt(c)
+			b.UpdateFaults(func(f *substratetest.Faults) { f.Corrupt = c })
 			h.tryMigrate(b)
 			h.eventually("candidate dropped", func() bool { return h.took(fsm.NewFailed, fsm.Attached) })
 			stop()
@@ -125,7 +125,7 @@ func TestUnsignedWelcomeIsNeverPromoted(t *testing.T) {
 		t.Run("joining/"+c.String(), func(t *testing.T) {
 			h := newHarness(t, fastConfig())
 			s := h.start("sub-forged", 0)
-			s.SetCorrupt(c)
+			s.UpdateFaults(func(f *substratetest.Faults) { f.Corrupt = c })
 			if err := h.node.Attach(context.Background(), sub(s)); err != nil {
 				t.Fatal(err)
 			}
@@ -200,7 +200,7 @@ func TestSecretNeverLogged(t *testing.T) {
 	if err := a.SendRaw("t1", websocket.MessageText, forged(t, wire.TypeGoodbye, wire.Goodbye{Reason: "x"}, []byte("wrong"))); err != nil {
 		t.Fatal(err)
 	}
-	c.SetCorrupt(substratetest.CorruptBadSignature)
+	c.UpdateFaults(func(f *substratetest.Faults) { f.Corrupt = substratetest.CorruptBadSignature })
 	h.tryMigrate(c)
 	h.eventually("forged candidate dropped", func() bool { return h.took(fsm.NewFailed, fsm.Attached) })
 	h.tryMigrate(gone)
