@@ -216,8 +216,7 @@ func (n *Node) step(in engine.Input) error {
 			}
 		case engine.Deliver:
 			delivered = true
-			g := f.Gossip
-			n.out <- &g // never blocks: the reader took a credit for it
+			n.out <- f.Gossip // never blocks: the reader took a credit for it
 		case engine.Transitioned:
 			n.notify(f.Transition)
 		case engine.Decided:

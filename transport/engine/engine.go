@@ -392,7 +392,7 @@ func (e *Engine) gossip(in GossipReceived) {
 		return
 	}
 	e.stats.Delivered++
-	e.emit(Deliver{Gossip: Gossip{Type: in.Type, Message: *msg, Via: l.target.ID}})
+	e.emit(Deliver{Gossip: &Gossip{Type: in.Type, Message: *msg, Via: l.target.ID}})
 }
 
 func (e *Engine) rejected(in FrameRejected) {

@@ -144,8 +144,10 @@ type (
 		Link LinkID
 		Code CloseCode
 	}
-	// Deliver hands one deduplicated gossip message to the embedder.
-	Deliver struct{ Gossip Gossip }
+	// Deliver hands one deduplicated gossip message to the embedder. The
+	// pointer is the shell's to keep: the engine never touches it again
+	// (and an effect holding only a pointer costs no allocation of its own).
+	Deliver struct{ Gossip *Gossip }
 	// Transitioned reports a transition the machine took.
 	Transitioned struct{ Transition Transition }
 	// Decided reports the policy's decision for an [Observe].
