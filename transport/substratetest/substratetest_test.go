@@ -396,6 +396,34 @@ func TestHang(t *testing.T) {
 	}
 }
 
+// A hung substrate whose child's queue fills keeps the child: the newest
+// frames are lost, not the connection (a stopped process closes nothing).
+func TestHangKeepsAChildWhoseQueueFills(t *testing.T) {
+	m := newMesh(t, substratetest.MeshConfig{Secret: secret, QueueSize: 3})
+	s := start(t, m, substratetest.Config{ID: "a"})
+	c := attach(t, m, s, "n1", "default")
+	s.UpdateFaults(func(f *substratetest.Faults) { f.Hang = true })
+	var ids []string
+	for range 6 {
+		msg, err := m.Publish(wire.Message{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, msg.MessageID)
+	}
+	eventually(t, "the substrate handled the messages", func() bool { return s.Pending() == 0 })
+	if !slices.Equal(s.Children(), []string{"n1"}) {
+		t.Fatalf("a hung substrate dropped the child whose queue filled: %v", s.Children())
+	}
+	s.ClearFaults()
+	for _, want := range ids[:3] {
+		if got := c.expectPut(); got.MessageID != want {
+			t.Fatalf("got %s, want the queued %s", got.MessageID, want)
+		}
+	}
+	c.quiet(100 * time.Millisecond)
+}
+
 // Stopping a hung substrate ends the hang: its goroutines end (goleak) and
 // a graceful shutdown still says goodbye.
 func TestShutdownWhileHung(t *testing.T) {
