@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -57,30 +59,22 @@ func (w slogWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 		return len(p), nil
 	}
 	var msg string
-	var attrs []slog.Attr
-	dec := json.NewDecoder(bytes.NewReader(p))
-	dec.UseNumber()
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return 0, fmt.Errorf("transport: slog bridge: not a zerolog JSON event: %q", p)
-	}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return 0, fmt.Errorf("transport: slog bridge: %w", err)
-		}
-		key, _ := t.(string)
-		var v any
-		if err := dec.Decode(&v); err != nil {
-			return 0, fmt.Errorf("transport: slog bridge: field %q: %w", key, err)
-		}
+	attrs := make([]slog.Attr, 0, 8)
+	err := eachField(p, func(key string, raw []byte) error {
 		switch key {
 		case zerolog.LevelFieldName:
-			continue // the level came with the call
+			return nil // the level came with the call
 		case zerolog.MessageFieldName:
-			msg, _ = v.(string)
-			continue
+			v, err := jsonValue(raw)
+			msg = v.String()
+			return err
 		}
-		attrs = append(attrs, slog.Attr{Key: key, Value: slogValue(v)})
+		v, err := jsonValue(raw)
+		attrs = append(attrs, slog.Attr{Key: key, Value: v})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("transport: slog bridge: %w in %q", err, p)
 	}
 	r := slog.NewRecord(time.Now(), level, msg, 0)
 	r.AddAttrs(attrs...)
@@ -88,6 +82,113 @@ func (w slogWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// eachField calls fn with each key and raw value of the flat JSON object
+// zerolog writes, in order. Nested objects and arrays come whole.
+func eachField(p []byte, fn func(key string, raw []byte) error) error {
+	i := skipSpace(p, 0)
+	if i >= len(p) || p[i] != '{' {
+		return errors.New("not a JSON object")
+	}
+	i = skipSpace(p, i+1)
+	for i < len(p) && p[i] != '}' {
+		end, err := valueEnd(p, i)
+		if err != nil || p[i] != '"' {
+			return errors.New("bad key")
+		}
+		kv, err := jsonValue(p[i:end])
+		if err != nil {
+			return err
+		}
+		i = skipSpace(p, end)
+		if i >= len(p) || p[i] != ':' {
+			return errors.New("missing colon")
+		}
+		i = skipSpace(p, i+1)
+		if end, err = valueEnd(p, i); err != nil {
+			return err
+		}
+		if err := fn(kv.String(), p[i:end]); err != nil {
+			return err
+		}
+		i = skipSpace(p, end)
+		if i < len(p) && p[i] == ',' {
+			i = skipSpace(p, i+1)
+		}
+	}
+	if i >= len(p) {
+		return errors.New("unterminated object")
+	}
+	return nil
+}
+
+func skipSpace(p []byte, i int) int {
+	for i < len(p) && (p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// valueEnd returns the index just past the JSON value starting at p[i].
+func valueEnd(p []byte, i int) (int, error) {
+	if i >= len(p) {
+		return 0, errors.New("missing value")
+	}
+	depth, inString := 0, false
+	for j := i; j < len(p); j++ {
+		c := p[j]
+		switch {
+		case inString:
+			if c == '\\' {
+				j++
+			} else if c == '"' {
+				inString = false
+				if depth == 0 {
+					return j + 1, nil
+				}
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth == 0 {
+				return j, nil // the end of the enclosing object
+			}
+			if depth--; depth == 0 {
+				return j + 1, nil
+			}
+		case depth == 0 && (c == ',' || c == ' ' || c == '\n'):
+			return j, nil
+		}
+	}
+	return 0, errors.New("unterminated value")
+}
+
+// jsonValue converts one raw JSON value, keeping integers integral.
+func jsonValue(raw []byte) (slog.Value, error) {
+	switch {
+	case len(raw) == 0:
+		return slog.Value{}, errors.New("empty value")
+	case raw[0] == '"' && !bytes.ContainsRune(raw, '\\'):
+		return slog.StringValue(string(raw[1 : len(raw)-1])), nil
+	case string(raw) == "true" || string(raw) == "false":
+		return slog.BoolValue(raw[0] == 't'), nil
+	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
+		if i, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+			return slog.Int64Value(i), nil
+		}
+		f, err := strconv.ParseFloat(string(raw), 64)
+		return slog.Float64Value(f), err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw)) // escaped strings, objects, arrays, null
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return slog.Value{}, err
+	}
+	return slogValue(v), nil
 }
 
 // slogValue converts a decoded JSON value, keeping integers integral.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -66,6 +67,10 @@ func TestSlogBridgeKeepsLevelsAndFields(t *testing.T) {
 			l.Error().Dur("age", 1500*time.Millisecond).Interface("to", map[string]any{"id": "b", "port": 80}).Msg("x")
 		}, slog.LevelError, "x", "age=1500 to=[id=b port=80]"},
 		{"no message", func(l zerolog.Logger) { l.Info().Str("k", "v").Send() }, slog.LevelInfo, "", "k=v"},
+		{"escapes, separators, arrays, null, floats", func(l zerolog.Logger) {
+			l.Info().Str("s", `a "quoted", {braced} \ value`).Strs("list", []string{"x,y", "]"}).
+				Interface("none", nil).Float64("neg", -2.5).Int("n", -3).Msg(`say "hi"`)
+		}, slog.LevelInfo, `say "hi"`, `s=a "quoted", {braced} \ value list=[x,y ]] none=<nil> neg=-2.5 n=-3`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,4 +124,36 @@ func TestBothLoggersAreRefused(t *testing.T) {
 	if _, err := New(cfg); !errors.Is(err, ErrTwoLoggers) {
 		t.Fatalf("New with both loggers: %v, want ErrTwoLoggers", err)
 	}
+}
+
+// BenchmarkLogTransition logs one transition line, as the engine does,
+// straight through zerolog (the baseline), through the slog bridge into
+// slog's JSON handler, and through slog alone for comparison. Report the
+// ratios to the zerolog baseline of the same run.
+func BenchmarkLogTransition(b *testing.B) {
+	zl := zerolog.New(io.Discard)
+	bridged := zerologToSlog(slog.NewJSONHandler(io.Discard, nil))
+	sl := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	for _, bc := range []struct {
+		name string
+		log  func()
+	}{
+		{"zerolog", func() { logTransition(zl) }},
+		{"slog-bridge", func() { logTransition(bridged) }},
+		{"slog-direct", func() {
+			sl.Info("transition", "from", "attached", "to", "handshaking", "event", "candidate_better", "link", 7, "reason", "policy")
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				bc.log()
+			}
+		})
+	}
+}
+
+func logTransition(l zerolog.Logger) {
+	l.Info().Str("from", "attached").Str("to", "handshaking").Str("event", "candidate_better").
+		Uint64("link", 7).Str("reason", "policy").Msg("transition")
 }
