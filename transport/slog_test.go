@@ -157,3 +157,21 @@ func logTransition(l zerolog.Logger) {
 	l.Info().Str("from", "attached").Str("to", "handshaking").Str("event", "candidate_better").
 		Uint64("link", 7).Str("reason", "policy").Msg("transition")
 }
+
+// FuzzSlogBridge: any bytes zerolog could be made to write give a record
+// or an error, never a panic; a valid object's string fields survive.
+func FuzzSlogBridge(f *testing.F) {
+	for _, seed := range []string{`{"level":"info","k":"v","message":"m"}`, `{"a":{"b":[1,"]",{}]},"c":null}`,
+		`{"s":"\"\\}"}`, `{"a":`, `{"a"}`, `{`, `[]`, `{"n":-1.5e3,"t":true}`, "{\"k\":\"\u2028\"}\n"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		h := &records{level: slog.LevelDebug - 4}
+		if _, err := (slogWriter{h}).WriteLevel(zerolog.InfoLevel, p); err != nil {
+			return
+		}
+		if len(h.got) != 1 {
+			t.Fatalf("accepted %q but made %d records", p, len(h.got))
+		}
+	})
+}
