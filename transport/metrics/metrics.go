@@ -12,7 +12,8 @@
 //
 // # Metrics
 //
-// Counters (each grows with the matching field of [transport.Stats]):
+// Counters (each is the matching field of [transport.Stats], or
+// Status.TransitionsDropped):
 //
 //	handover_migrations_total{path}          completed switches, by the fsm.Path of the
 //	                                         transition that completed them: "migrate"
@@ -60,8 +61,8 @@ import (
 	"github.com/repram/handover/transport"
 )
 
-// Node is what a Collector reads: *transport.Node implements it.
-type Node interface {
+// Source is what a Collector reads: *transport.Node implements it.
+type Source interface {
 	Status() transport.Status
 	Subscribe(buffer int) <-chan transport.Transition
 }
@@ -86,7 +87,7 @@ type Options struct {
 // Collector is a prometheus.Collector for one node. Register it with a
 // prometheus.Registerer; it is safe for concurrent scrapes.
 type Collector struct {
-	node     Node
+	node     Source
 	counters []counter
 	started  *prometheus.Desc
 	migr     *prometheus.Desc
@@ -108,7 +109,7 @@ type counter struct {
 
 // New returns a collector for node and starts reading its transitions; the
 // reading ends when the node closes.
-func New(node Node, opts Options) *Collector {
+func New(node Source, opts Options) *Collector {
 	if opts.Buckets == nil {
 		opts.Buckets = DefaultBuckets
 	}
