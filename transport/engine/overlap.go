@@ -18,21 +18,21 @@ const maxTracked = 100_000
 // The margin is derived from the propagation skew measured on ids seen on
 // both links (see skewEstimate), within [OverlapFloor, OverlapGrace].
 //
-// The new link has caught up when it answered a ping, two margins have
-// passed since the boundary (so one margin of the stream was checked), no
-// old-link message past the boundary and older than
-// the margin (younger ones may still be on their way to the new substrate)
-// is missing from it, and no exempt message missing from it arrived within
-// the last margin
-// (a tail of messages the new substrate never saw is still draining from
-// the old one, so the old link stays until it has drained). A steady stream
-// thus clocks the switch; with no traffic to measure, the margin alone
-// covers what may still be in flight to the old substrate.
+// The new link has caught up when it answered a ping, the boundary has
+// passed, and no old-link message past the boundary and older than the
+// margin (younger ones may still be on their way to the new substrate) is
+// missing from it. When the old link delivered anything since the welcome,
+// two more margins must pass, so that one margin of its stream past the
+// boundary was checked (and the exempt tail, all of it older than the
+// boundary, has drained). A steady stream thus clocks the switch; with no
+// traffic, the boundary alone covers what may still be in flight to the
+// old substrate.
 type overlap struct {
 	link      LinkID // the new link
 	welcomeAt time.Time
 	newAlive  bool                 // the new link answered a ping
 	common    time.Time            // earliest old-link arrival of an id also seen on the new link
+	oldSeen   bool                 // the old link delivered something since the welcome
 	pending   map[string]time.Time // old-link arrivals not (yet) seen on the new link
 	onNew     map[string]time.Time // new-link arrivals not (yet) seen on the old link
 }
@@ -49,6 +49,7 @@ func (o *overlap) fromOld(id string, now time.Time) (skew time.Duration, ok bool
 	if id == "" {
 		return 0, false
 	}
+	o.oldSeen = true
 	if at, seen := o.onNew[id]; seen {
 		delete(o.onNew, id)
 		o.commonAt(now)
@@ -92,16 +93,18 @@ func (o *overlap) check(now time.Time, margin time.Duration) (done bool, readyAt
 	if !o.common.IsZero() && o.common.Add(margin).After(exemptUntil) {
 		exemptUntil = o.common.Add(margin)
 	}
-	// At least one margin of the stream past the boundary must be checked.
-	readyAt = exemptUntil.Add(2 * margin)
+	// With a stream, at least one margin of it past the boundary must be
+	// checked, and its last messages are in flight for one more margin; an
+	// idle old link has nothing to check once the boundary has passed.
+	readyAt = exemptUntil
+	if o.oldSeen {
+		readyAt = exemptUntil.Add(2 * margin)
+	}
 	inFlight := now.Add(-margin)
 	for _, at := range o.pending {
-		switch {
-		case at.Before(exemptUntil):
-			if t := at.Add(margin); t.After(readyAt) {
-				readyAt = t
-			}
-		case !at.After(inFlight):
+		// An exempt message (before the boundary) is never expected on the
+		// new link, and it drains by readyAt: it counts for nothing.
+		if !at.Before(exemptUntil) && !at.After(inFlight) {
 			behind++
 		}
 	}
