@@ -195,7 +195,9 @@ func Rules() []Rule {
 				"and the old arrival of the first id seen on both links, plus the margin; two more margins when the old link " +
 				"delivered anything since the welcome), and no old-link " +
 				"message past the boundary has been missing from the new link for a margin or more (younger ones may still be " +
-				"on their way, so a steady stream delivered a little late holds nothing)",
+				"on their way, so a steady stream delivered a little late holds nothing); once a message came on both links, " +
+				"only origins the new link delivered count (REPRAM never forwards a substrate's own writes to its own " +
+				"children, and a partial mesh may never bring some publishers to the new substrate)",
 			"TestRuleOverlapCatchUp"},
 		{"overlap_margin",
 			"ids seen on both links during an overlap",
