@@ -51,7 +51,8 @@ func (c Corruption) String() string {
 
 // Faults is the set of faults a substrate injects. The zero value is a
 // healthy substrate. Faults are read when a frame arrives or is built, so a
-// change applies to what happens next, never to frames already queued.
+// change applies to what happens next, never to frames already queued
+// (except Hang, which holds them until it is cleared).
 type Faults struct {
 	// Refuse answers every hello with a goodbye of reason "at capacity"
 	// naming RefuseAlternatives, then closes the connection (status 1000).
