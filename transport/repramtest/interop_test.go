@@ -166,7 +166,9 @@ func (e *env) overlapping(target string) bool {
 func (e *env) startMigration(target string) bool {
 	for i := 0; i < 20; i++ {
 		e.cycle(target)
-		if e.waitFor(100*time.Millisecond, func(st transport.Status) bool { return (len(st.Candidates) > 0 && st.Candidates[0].ID == target) || st.Stats.Cancelled > 0 }) {
+		if e.waitFor(100*time.Millisecond, func(st transport.Status) bool {
+			return (len(st.Candidates) > 0 && st.Candidates[0].ID == target) || st.Stats.Cancelled > 0
+		}) {
 			return true
 		}
 	}
