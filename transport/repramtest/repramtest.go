@@ -7,7 +7,7 @@
 //
 // The tests are opt-in: the environment variable HANDOVER_REPRAM_TS names a
 // REPRAM TS directory (dist/index.js and node_modules installed, e.g. a copy
-// of ../shared/repram-ts after `npm ci --omit=dev`), and `node` must be on
+// of a REPRAM TS 2.1 checkout after `npm ci --omit=dev`), and `node` must be on
 // PATH; otherwise [Dir] skips the test saying how to enable it.
 package repramtest
 
@@ -43,7 +43,7 @@ const EnvDir = "HANDOVER_REPRAM_TS"
 // the test with a message saying how to enable it.
 func Dir(t testing.TB) string {
 	t.Helper()
-	how := "to run it against real REPRAM substrates: dir=$(mktemp -d) && cp -r ../shared/repram-ts/. $dir && " +
+	how := "to run it against real REPRAM substrates, with REPRAM_TS_SRC a REPRAM TS 2.1 checkout: dir=$(mktemp -d) && cp -r $REPRAM_TS_SRC/. $dir && " +
 		"(cd $dir && npm ci --omit=dev --no-audit --no-fund) && export " + EnvDir + "=$dir (Node.js 20 on PATH)"
 	dir := os.Getenv(EnvDir)
 	if dir == "" {
