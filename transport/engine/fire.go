@@ -112,6 +112,7 @@ func (e *Engine) act(a fsm.Action, subject *link) {
 	case fsm.StartOverlap:
 		if w := e.welcomedCandidate(subject); w != nil {
 			e.ov, e.ovCheck = newOverlap(w.id, e.now, w.pingOK), e.now
+			e.ov.newID = w.target.ID
 		}
 	case fsm.CloseRivals:
 		w := e.welcomedCandidate(subject)

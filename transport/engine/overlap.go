@@ -44,6 +44,7 @@ type overlap struct {
 	pending   map[string]oldArrival // old-link arrivals not (yet) seen on the new link
 	onNew     map[string]time.Time  // new-link arrivals not (yet) seen on the old link
 	origins   map[string]struct{}   // the origins ("from") of what the new link delivered
+	newID     string                // the new link's substrate: its own writes never come on the new link
 }
 
 // oldArrival is when a message came on the old link, and from what origin.
@@ -61,7 +62,10 @@ func newOverlap(link LinkID, welcomeAt time.Time, newAlive bool) *overlap {
 // skew sample (new arrival − old arrival) when the id had come on the new
 // link first.
 func (o *overlap) fromOld(id, from string, now time.Time) (skew time.Duration, ok bool) {
-	if id == "" {
+	if id == "" || (from != "" && from == o.newID) {
+		// The new substrate's own writes: REPRAM never forwards them to
+		// its children, so they are never expected on the new link, and
+		// they measure nothing.
 		return 0, false
 	}
 	o.oldSeen = true
