@@ -329,3 +329,24 @@ func TestSwitchFromALaggingSubstrate(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateToTheWrittenSubstrate: the only writer writes on b, and b is
+// the policy's choice. REPRAM never forwards a substrate's own writes to
+// its own children, so the new link carries none of the stream the old one
+// does: the switch must still happen, with nothing lost or missed, not
+// expire after OverlapMax and retry forever.
+func TestMigrateToTheWrittenSubstrate(t *testing.T) {
+	t.Parallel()
+	for seed := uint64(1); seed <= seeds(); seed++ {
+		l := newLab(t, seed, sub("a", 4*ms, 5*ms), sub("b", 4*ms, 5*ms))
+		l.PublishRate("b", pubRate, time.Second, stopPub)
+		n := l.node("a", 0, cycle)
+		l.At(2*time.Second, func() { l.SetRTT("b", ms) })
+		r := l.run(runUntil)
+		nr := r.Nodes[n]
+		if nr.Stats.Migrations != 1 || nr.Stats.Cancelled != 0 || nr.Primary != "b" || nr.Lost != 0 || nr.Missed != 0 || nr.Duplicates != 0 {
+			l.dump()
+			t.Fatalf("seed %d: %+v: want one switch to b, nothing lost or missed", seed, nr)
+		}
+	}
+}

@@ -219,7 +219,8 @@ func (sub *substrate) arrive(s *Sim, msg int32) {
 	}
 	sub.departed = sub.departed[k:]
 	for _, d := range sub.departed {
-		if !d.succ.closed && d.succ.sub.healthy() {
+		// Not what the successor never forwards anyway: its own writes.
+		if !d.succ.closed && d.succ.sub.healthy() && s.msgs[msg].origin != d.succ.sub.idx {
 			d.node.missedCand.set(msg)
 		}
 	}
