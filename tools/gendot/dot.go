@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"html"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/repram/handover/fsm"
@@ -31,12 +33,12 @@ func dotFile(c fsm.Chart) ([]byte, error) {
 	p("digraph migration {\n")
 	p("\tgraph [rankdir=TB, fontname=\"Arial\", fontsize=16, labelloc=t, nodesep=0.5, ranksep=0.9, pad=0.3,\n")
 	p("\t\tlabel=%s];\n", quote("handover: attachment migration state chart (fsm.Declaration)"))
-	p("\tnode [fontname=\"Arial\", fontsize=13, shape=box, style=\"rounded,filled\", fillcolor=\"#f6f8fa\", color=\"#57606a\", margin=\"0.2,0.1\"];\n")
-	p("\tedge [fontname=\"Arial\", fontsize=10, arrowsize=0.8];\n\n")
+	p("\tnode [fontname=\"Arial\", fontsize=%s, shape=box, style=\"rounded,filled\", fillcolor=\"#f6f8fa\", color=\"#57606a\", margin=\"0.2,0.1\"];\n", num(nodeFont))
+	p("\tedge [fontname=\"Arial\", fontsize=%s, arrowsize=0.8];\n\n", num(edgeFont))
 
 	p("\tinitial [shape=point, width=0.18, label=\"\", tooltip=\"initial state\"];\n")
 	for _, s := range c.States {
-		attrs := []string{"tooltip=" + quote(stateTooltip(c, s))}
+		attrs := []string{"tooltip=" + quote(stateTooltip(c, s)), "width=" + nodeWidth(string(s))}
 		if s == c.Initial {
 			attrs = append(attrs, "fillcolor=\"#ddf4ff\"")
 		}
@@ -47,8 +49,8 @@ func dotFile(c fsm.Chart) ([]byte, error) {
 	}
 	es := edges(c)
 	for _, to := range fanInTargets(es) {
-		p("\t%s [label=%s, style=\"rounded,dashed\", fillcolor=\"#ffffff\", fontcolor=\"#57606a\", tooltip=%s];\n",
-			anyNode(to), quote(anySource(to)), quote("stands for every state except "+string(to)))
+		p("\t%s [label=%s, width=%s, style=\"rounded,dashed\", fillcolor=\"#ffffff\", fontcolor=\"#57606a\", tooltip=%s];\n",
+			anyNode(to), quote(anySource(to)), nodeWidth(anySource(to)), quote("stands for every state except "+string(to)))
 	}
 
 	p("\n\tinitial -> %s;\n", quote(string(c.Initial)))
@@ -61,8 +63,8 @@ func dotFile(c fsm.Chart) ([]byte, error) {
 		if e.fromAny {
 			from = anyNode(e.to)
 		}
-		p("\t%s -> %s [label=%s, color=%s, fontcolor=%s, style=%s, penwidth=%s, tooltip=%s];\n",
-			from, quote(string(e.to)), quote(dotLabel(e)), quote(st.color), quote(st.color),
+		p("\t%s -> %s [label=<%s>, color=%s, fontcolor=%s, style=%s, penwidth=%s, tooltip=%s];\n",
+			from, quote(string(e.to)), edgeLabel(e), quote(st.color), quote(st.color),
 			st.style, st.penwidth, quote(string(e.path)+": "+strings.Join(e.meanings, "; ")))
 	}
 
@@ -72,46 +74,113 @@ func dotFile(c fsm.Chart) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// legendTable is the legend as a Graphviz HTML-like table: a line sample
-// and the meaning of each path the chart uses.
-func legendTable(styles []pathStyle) string {
-	var b strings.Builder
-	b.WriteString(`<table border="1" color="#d0d7de" cellborder="0" cellspacing="0" cellpadding="5">`)
-	b.WriteString(`<tr><td colspan="3" align="left"><b>legend</b>: edges read <i>event, event / action, action</i></td></tr>`)
-	for _, st := range styles {
-		fmt.Fprintf(&b, `<tr><td align="left"><font color="%s">%s</font></td><td align="left"><font color="%s">%s</font></td><td align="left">%s</td></tr>`,
-			st.color, lineSample(st), st.color, html.EscapeString(string(st.path)), html.EscapeString(st.about))
+// Font sizes of the chart, in points.
+const (
+	nodeFont   = 13.0
+	edgeFont   = 10.0
+	legendFont = 13.0
+)
+
+// Room around text: Graphviz's node margin (0.2 inch a side) and the slack
+// left beside each label so neighbours never touch.
+const (
+	nodeMargin = 2 * 0.2 * 72
+	labelSlack = 6.0
+)
+
+// num formats a size for Graphviz, deterministically.
+func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// width formats a text width in points, rounded up with the slack added.
+func width(pt float64) string { return strconv.Itoa(int(math.Ceil(pt + labelSlack))) }
+
+// nodeWidth is a state box's width in inches: wide enough for its name in
+// the widest font a browser may substitute for Arial (see textWidth), so
+// the name never runs over the box.
+func nodeWidth(name string) string {
+	return strconv.FormatFloat((textWidth(name, nodeFont, false)+nodeMargin)/72, 'f', 2, 64)
+}
+
+// edgeLabel is an edge's label as a Graphviz HTML-like table of one cell:
+// one line per event, then the actions after a slash. The cell is as wide
+// as the widest line in the widest substitute font, so Graphviz reserves
+// room for what a browser may actually draw.
+func edgeLabel(e edge) string {
+	lines := labelLines(e)
+	w := 0.0
+	esc := make([]string, len(lines))
+	for i, l := range lines {
+		w = max(w, textWidth(l, edgeFont, false))
+		esc[i] = html.EscapeString(l)
 	}
-	b.WriteString(`<tr><td colspan="3" align="left">a state ignores every event not drawn leaving it: hover it for the reasons, or see transitions.md</td></tr>`)
+	return fmt.Sprintf(`<table border="0" cellborder="0" cellspacing="0" cellpadding="0"><tr><td width="%s">%s</td></tr></table>`,
+		width(w), strings.Join(esc, "<br/>"))
+}
+
+// labelLines is an edge label line by line: one event per line (with a
+// comma after all but the last), then "/ actions".
+func labelLines(e edge) []string {
+	var out []string
+	for i, ev := range e.events {
+		l := string(ev)
+		if i < len(e.events)-1 {
+			l += ","
+		}
+		out = append(out, l)
+	}
+	if len(e.actions) > 0 {
+		out = append(out, "/ "+actionText(e.actions))
+	}
+	return out
+}
+
+// legendTable is the legend as a Graphviz HTML-like table: a line sample,
+// the path's name and its meaning, one path a row. Every cell holds one
+// run of text in one style and has the width that run needs in the widest
+// substitute font, so no run can spill into the next.
+func legendTable(styles []pathStyle) string {
+	const reads = "edges read"
+	const form = "event, event / action, action"
+	const foot = "a state ignores every event not drawn leaving it: hover it, or open review.html"
+	var sampleW, nameW, aboutW float64
+	sampleW = textWidth(reads, legendFont, false)
+	for _, st := range styles {
+		text, bold := lineSample(st)
+		sampleW = max(sampleW, textWidth(text, legendFont, bold))
+		nameW = max(nameW, textWidth(string(st.path), legendFont, false))
+		aboutW = max(aboutW, textWidth(st.about, legendFont, false))
+	}
+	aboutW = max(aboutW, textWidth(form, legendFont, false)-nameW-labelSlack)
+	var b strings.Builder
+	b.WriteString(`<table border="1" color="#d0d7de" cellborder="0" cellspacing="0" cellpadding="4">`)
+	fmt.Fprintf(&b, `<tr><td colspan="3" align="left" width="%s"><b>legend</b></td></tr>`, width(textWidth("legend", legendFont, true)))
+	fmt.Fprintf(&b, `<tr><td align="left" width="%s">%s</td><td colspan="2" align="left"><i>%s</i></td></tr>`,
+		width(sampleW), reads, html.EscapeString(form))
+	for _, st := range styles {
+		text, bold := lineSample(st)
+		if bold {
+			text = "<b>" + text + "</b>"
+		}
+		fmt.Fprintf(&b, `<tr><td align="left" width="%s"><font color="%s">%s</font></td><td align="left" width="%s"><font color="%s">%s</font></td><td align="left" width="%s">%s</td></tr>`,
+			width(sampleW), st.color, text, width(nameW), st.color, html.EscapeString(string(st.path)), width(aboutW), html.EscapeString(st.about))
+	}
+	fmt.Fprintf(&b, `<tr><td colspan="3" align="left" width="%s">%s</td></tr>`, width(textWidth(foot, legendFont, false)), html.EscapeString(foot))
 	b.WriteString(`</table>`)
 	return b.String()
 }
 
-// lineSample draws an edge style with text: bold, solid, dashed or dotted.
-func lineSample(st pathStyle) string {
+// lineSample draws an edge style with text: bold, solid, dashed or dotted;
+// it reports whether the text is bold.
+func lineSample(st pathStyle) (string, bool) {
 	switch st.style {
 	case "dashed":
-		return "<b>– – – –</b>"
+		return "– – – –", true
 	case "dotted":
-		return "· · · · · · ·"
+		return "· · · · · · ·", false
 	case "bold":
-		return "<b>━━━━</b>"
+		return "━━━━", true
 	}
-	return "────"
-}
-
-// dotLabel is an edge label over several lines: one event per line, then the
-// actions after a slash.
-func dotLabel(e edge) string {
-	s := make([]string, len(e.events))
-	for i, ev := range e.events {
-		s[i] = string(ev)
-	}
-	l := strings.Join(s, ",\n")
-	if len(e.actions) > 0 {
-		l += "\n/ " + actionText(e.actions)
-	}
-	return l
+	return "────", false
 }
 
 // stateTooltip lists what a state ignores, for the SVG's hover text.
