@@ -9,11 +9,13 @@ import (
 	lfsm "github.com/looplab/fsm"
 )
 
-// Step is what firing one event did: the transition taken and the actions the
-// caller must carry out, or Ignored with the declared reason.
+// Step is what firing one event did: the transition taken, with the guard
+// that selected it and the actions the caller must carry out, or Ignored with
+// the declared reason.
 type Step struct {
 	From    State
 	Event   Event
+	Guard   Guard // the guard that held; empty for an unguarded transition or an ignore
 	To      State
 	Actions []Action
 	Path    Path
@@ -21,8 +23,11 @@ type Step struct {
 	Reason  string // why the event was ignored; empty for a transition
 }
 
+// GuardFunc tells [Machine.Fire] whether a guard holds now.
+type GuardFunc func(Guard) bool
+
 // UnknownEventError is returned by [Machine.Fire] for an event the chart does
-// not declare. It is a caller bug: map link and timer events onto the
+// not declare. It is a caller bug: map link and timer reports onto the
 // declared events.
 type UnknownEventError struct {
 	Event Event
@@ -32,13 +37,20 @@ func (e *UnknownEventError) Error() string {
 	return fmt.Sprintf("fsm: unknown event %q: the chart declares no such event", e.Event)
 }
 
-// Machine runs the declared chart on looplab/fsm. It is not safe for
-// concurrent use: one goroutine (the transport driver's event loop) owns it.
+// Machine runs the declared chart on looplab/fsm: every declared transition
+// is a looplab event (a guarded one under its own name, "event[guard]"),
+// its guard a looplab before-event callback that cancels the event when the
+// guard does not hold, and looplab's transition table decides the target
+// state. Ignores are the one thing looplab does not hold: a pair whose
+// transitions are all cancelled (or that has none) falls back on its
+// declared ignore.
+//
+// It is not safe for concurrent use: one goroutine (the engine's owner) owns it.
 type Machine struct {
-	chart Chart
-	cells map[cellKey]Cell
-	lf    *lfsm.FSM
-	seen  *lfsm.Event // recorded by looplab's callback, read by Fire
+	lf     *lfsm.FSM
+	cells  map[cellKey]Cell // for the order of the guarded branches and the ignores
+	guard  GuardFunc        // set for the duration of one Fire
+	events map[Event]bool
 }
 
 type cellKey struct {
@@ -46,8 +58,8 @@ type cellKey struct {
 	e Event
 }
 
-// chart is validated once; New panics only if the package's own declaration
-// is broken, which the package tests rule out.
+// declared is validated once; NewIn cannot fail on it, because the package
+// tests check the package's own declaration.
 var declared = func() Chart {
 	c := Declaration()
 	if err := c.Validate(); err != nil {
@@ -55,6 +67,14 @@ var declared = func() Chart {
 	}
 	return c
 }()
+
+// lfName is the looplab event name of a declared transition.
+func lfName(t *Transition) string {
+	if t.Guard == "" {
+		return string(t.Event)
+	}
+	return string(t.Event) + "[" + string(t.Guard) + "]"
+}
 
 // New returns a machine in the chart's initial state (detached).
 func New() *Machine {
@@ -68,48 +88,81 @@ func NewIn(s State) (*Machine, error) {
 	if !slices.Contains(declared.States, s) {
 		return nil, fmt.Errorf("fsm: unknown state %q", s)
 	}
-	m := &Machine{chart: declared, cells: make(map[cellKey]Cell, len(declared.States)*len(declared.Events))}
-	var descs lfsm.Events
-	for _, s := range declared.States {
+	m := &Machine{cells: make(map[cellKey]Cell, len(declared.States)*len(declared.Events)), events: map[Event]bool{}}
+	for _, e := range declared.Events {
+		m.events[e] = true
+	}
+	for _, st := range declared.States {
 		for _, e := range declared.Events {
-			c, _ := declared.Cell(s, e)
-			m.cells[cellKey{s, e}] = c
+			c, _ := declared.Cell(st, e)
+			m.cells[cellKey{st, e}] = c
 		}
 	}
-	for _, t := range declared.Transitions {
-		descs = append(descs, lfsm.EventDesc{Name: string(t.Event), Src: []string{string(t.From)}, Dst: string(t.To)})
+	var descs lfsm.Events
+	callbacks := lfsm.Callbacks{}
+	for i := range declared.Transitions {
+		t := &declared.Transitions[i]
+		name := lfName(t)
+		descs = append(descs, lfsm.EventDesc{Name: name, Src: []string{string(t.From)}, Dst: string(t.To)})
+		if g := t.Guard; g != "" {
+			callbacks["before_"+name] = func(_ context.Context, e *lfsm.Event) {
+				if m.guard == nil || !m.guard(g) {
+					e.Cancel()
+				}
+			}
+		}
 	}
-	// The callback only records; it never fires another event.
-	m.lf = lfsm.NewFSM(string(s), descs, lfsm.Callbacks{
-		"after_event": func(_ context.Context, e *lfsm.Event) { m.seen = e },
-	})
+	m.lf = lfsm.NewFSM(string(s), descs, callbacks)
 	return m, nil
 }
 
 // State returns the current state.
 func (m *Machine) State() State { return State(m.lf.Current()) }
 
-// Fire feeds one event. It returns the transition taken, with the actions to
-// carry out in order, or a Step with Ignored set when the chart declares the
-// event ignored in the current state. The only error is *UnknownEventError.
-func (m *Machine) Fire(e Event) (Step, error) {
-	from := m.State()
-	cell, ok := m.cells[cellKey{from, e}]
-	if !ok {
+// Fire feeds one event. The transitions declared for (state, event) are
+// tried in their declared order through looplab, each guard asked of holds
+// (nil: no guard holds); the first whose guard holds is taken, else the
+// pair's fallback. It returns the transition taken, with the actions to
+// carry out in order, or a Step with Ignored set and the declared reason.
+// The only error for a declared chart is *UnknownEventError.
+func (m *Machine) Fire(e Event, holds GuardFunc) (Step, error) {
+	if !m.events[e] {
 		return Step{}, &UnknownEventError{Event: e}
+	}
+	from := m.State()
+	cell := m.cells[cellKey{from, e}]
+	m.guard = holds
+	defer func() { m.guard = nil }()
+	for _, t := range cell.Guarded {
+		st, taken, err := m.try(from, t)
+		if taken || err != nil {
+			return st, err
+		}
 	}
 	if cell.Ignore != nil {
 		return Step{From: from, Event: e, To: from, Ignored: true, Reason: cell.Ignore.Reason}, nil
 	}
-	t := cell.Transition
-	m.seen = nil
-	if err := m.lf.Event(context.Background(), string(e)); err != nil {
-		// Unreachable while the looplab table is built from the same
-		// declaration as cells; reported rather than hidden.
-		return Step{}, fmt.Errorf("fsm: looplab rejected declared transition %s --%s--> %s: %w", from, e, t.To, err)
+	st, _, err := m.try(from, cell.Transition)
+	return st, err
+}
+
+// try fires one declared transition through looplab; taken is false when
+// its guard cancelled it.
+func (m *Machine) try(from State, t *Transition) (st Step, taken bool, err error) {
+	err = m.lf.Event(context.Background(), lfName(t))
+	var cancelled lfsm.CanceledError
+	var self lfsm.NoTransitionError
+	switch {
+	case errors.As(err, &cancelled):
+		return Step{}, false, nil
+	case err == nil, errors.As(err, &self) && t.To == from:
+		// looplab reports a self-transition as NoTransitionError.
+	default:
+		return Step{}, false, fmt.Errorf("fsm: looplab rejected declared transition %s --%s--> %s: %w", from, lfName(t), t.To, err)
 	}
-	if m.seen == nil || State(m.seen.Dst) != t.To {
-		return Step{}, errors.New("fsm: looplab took a transition the declaration does not hold")
+	to := m.State()
+	if to != t.To {
+		return Step{}, false, fmt.Errorf("fsm: looplab moved %s --%s--> %s, the declaration says %s", from, lfName(t), to, t.To)
 	}
-	return Step{From: from, Event: e, To: t.To, Actions: slices.Clone(t.Actions), Path: t.Path}, nil
+	return Step{From: from, Event: t.Event, Guard: t.Guard, To: to, Actions: slices.Clone(t.Actions), Path: t.Path}, true, nil
 }
