@@ -37,8 +37,16 @@ func dotFile(c fsm.Chart) ([]byte, error) {
 	p("\tedge [fontname=\"Arial\", fontsize=%s, arrowsize=0.8];\n\n", num(edgeFont))
 
 	p("\tinitial [shape=point, width=0.18, label=\"\", tooltip=\"initial state\"];\n")
+	es := edges(c)
 	for _, s := range c.States {
-		attrs := []string{"tooltip=" + quote(stateTooltip(c, s)), "width=" + nodeWidth(string(s))}
+		attrs := []string{"id=" + quote(stateID(s)), "tooltip=" + quote(stateTooltip(c, s))}
+		if label, w, ok, err := loopLabel(s, es); err != nil {
+			return nil, err
+		} else if ok {
+			attrs = append(attrs, "label=<"+label+">", "width="+w)
+		} else {
+			attrs = append(attrs, "width="+nodeWidth(string(s)))
+		}
 		if s == c.Initial {
 			attrs = append(attrs, "fillcolor=\"#ddf4ff\"")
 		}
@@ -47,14 +55,16 @@ func dotFile(c fsm.Chart) ([]byte, error) {
 		}
 		p("\t%s [%s];\n", quote(string(s)), strings.Join(attrs, ", "))
 	}
-	es := edges(c)
 	for _, to := range fanInTargets(es) {
 		p("\t%s [label=%s, width=%s, style=\"rounded,dashed\", fillcolor=\"#ffffff\", fontcolor=\"#57606a\", tooltip=%s];\n",
 			anyNode(to), quote(anySource(to)), nodeWidth(anySource(to)), quote("stands for every state except "+string(to)))
 	}
 
 	p("\n\tinitial -> %s;\n", quote(string(c.Initial)))
-	for _, e := range es {
+	for i, e := range es {
+		if isLoop(e) {
+			continue // drawn inside its state, see loopLabel
+		}
 		st, err := styleOf(e.path)
 		if err != nil {
 			return nil, err
@@ -63,12 +73,12 @@ func dotFile(c fsm.Chart) ([]byte, error) {
 		if e.fromAny {
 			from = anyNode(e.to)
 		}
-		p("\t%s -> %s [label=<%s>, color=%s, fontcolor=%s, style=%s, penwidth=%s, tooltip=%s];\n",
-			from, quote(string(e.to)), edgeLabel(e), quote(st.color), quote(st.color),
+		p("\t%s -> %s [id=%s, label=<%s>, color=%s, fontcolor=%s, style=%s, penwidth=%s, tooltip=%s];\n",
+			from, quote(string(e.to)), quote(edgeID(i)), edgeLabel(e), quote(st.color), quote(st.color),
 			st.style, st.penwidth, quote(string(e.path)+": "+strings.Join(e.meanings, "; ")))
 	}
 
-	p("\n\tlegend [shape=plaintext, style=\"\", margin=0, label=<%s>];\n", legendTable(styles))
+	p("\n\tlegend [shape=plaintext, style=\"\", margin=0, label=<%s>];\n", legendTable(styles, usedGuards(c)))
 	p("\t{ rank=sink; legend; }\n")
 	p("}\n")
 	return b.Bytes(), nil
@@ -101,10 +111,55 @@ func nodeWidth(name string) string {
 	return strconv.FormatFloat((textWidth(name, nodeFont, false)+nodeMargin)/72, 'f', 2, 64)
 }
 
+// stateID and edgeID are the ids of a state's and an edge's SVG group
+// (edge i of edges(c)); review.html finds them by these.
+func stateID(s fsm.State) string { return "state_" + string(s) }
+func edgeID(i int) string        { return "edge_" + strconv.Itoa(i) }
+
+// isLoop reports whether e leaves and enters the same state. Loops are
+// drawn the UML way, as internal transitions listed inside their state:
+// Graphviz nests the loops of one node into each other and runs them
+// across their labels.
+func isLoop(e edge) bool { return !e.fromAny && e.from == e.to }
+
+// loopWrap is the longest line of an internal transition, in characters.
+const loopWrap = 46
+
+// loopLabel returns the HTML-like label of a state with loops: its name, a rule,
+// then each loop as "event [guard] / actions" in its path's colour, in a
+// cell with the loop's edge id. w is the node's width in inches, wide enough
+// in the widest substitute font. ok is false when s has no loops.
+func loopLabel(s fsm.State, es []edge) (text, w string, ok bool, err error) {
+	var rows []string
+	width := textWidth(string(s), nodeFont, false)
+	for i, e := range es {
+		if !isLoop(e) || e.from != s {
+			continue
+		}
+		st, err := styleOf(e.path)
+		if err != nil {
+			return "", "", false, err
+		}
+		var lines []string
+		for _, l := range wrap(label(e), loopWrap) {
+			width = max(width, textWidth(l, edgeFont, false))
+			lines = append(lines, html.EscapeString(l)+`<br align="left"/>`)
+		}
+		rows = append(rows, fmt.Sprintf(`<tr><td id="%s" align="left" balign="left"><font point-size="%s" color="%s">%s</font></td></tr>`,
+			edgeID(i), num(edgeFont), st.color, strings.Join(lines, "")))
+	}
+	if len(rows) == 0 {
+		return "", "", false, nil
+	}
+	w = strconv.FormatFloat((width+labelSlack+nodeMargin)/72, 'f', 2, 64)
+	return `<table border="0" cellborder="0" cellspacing="0" cellpadding="2"><tr><td>` + html.EscapeString(string(s)) + `</td></tr><hr/>` +
+		strings.Join(rows, "") + `</table>`, w, true, nil
+}
+
 // edgeLabel is an edge's label as a Graphviz HTML-like table of one cell:
-// one line per event, then the actions after a slash. The cell is as wide
-// as the widest line in the widest substitute font, so Graphviz reserves
-// room for what a browser may actually draw.
+// one line per event, the guard, then the actions after a slash. The cell
+// is as wide as the widest line in the widest substitute font (see
+// textWidth), so Graphviz reserves room for what a browser may draw.
 func edgeLabel(e edge) string {
 	lines := labelLines(e)
 	w := 0.0
@@ -118,7 +173,7 @@ func edgeLabel(e edge) string {
 }
 
 // labelLines is an edge label line by line: one event per line (with a
-// comma after all but the last), then "/ actions".
+// comma after all but the last), the guard in brackets, then "/ actions".
 func labelLines(e edge) []string {
 	var out []string
 	for i, ev := range e.events {
@@ -128,20 +183,51 @@ func labelLines(e edge) []string {
 		}
 		out = append(out, l)
 	}
+	if e.guard != "" {
+		out = append(out, guardText(e.guard))
+	}
 	if len(e.actions) > 0 {
-		out = append(out, "/ "+actionText(e.actions))
+		out = append(out, wrap("/ "+actionText(e.actions), labelWrap)...)
 	}
 	return out
+}
+
+// labelWrap is the longest line of an edge label, in characters, before
+// its action list wraps: long labels push the states apart.
+const labelWrap = 32
+
+// wrap breaks s into lines of at most n characters at spaces (a longer
+// word gets a line of its own).
+func wrap(s string, n int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = w
+		case len(line)+1+len(w) <= n:
+			line += " " + w
+		default:
+			lines = append(lines, line)
+			line = w
+		}
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
 }
 
 // legendTable is the legend as a Graphviz HTML-like table: a line sample,
 // the path's name and its meaning, one path a row. Every cell holds one
 // run of text in one style and has the width that run needs in the widest
 // substitute font, so no run can spill into the next.
-func legendTable(styles []pathStyle) string {
+// Guards follow, each with its meaning wrapped to guardWrap characters.
+func legendTable(styles []pathStyle, guards []fsm.GuardInfo) string {
 	const reads = "edges read"
-	const form = "event, event / action, action"
-	const foot = "a state ignores every event not drawn leaving it: hover it, or open review.html"
+	const form = labelForm
+	const foot = "a box lists under a rule the transitions that stay in its state; " +
+		"events not drawn are ignored: hover a state, or open review.html"
 	var sampleW, nameW, aboutW float64
 	sampleW = textWidth(reads, legendFont, false)
 	for _, st := range styles {
@@ -149,6 +235,12 @@ func legendTable(styles []pathStyle) string {
 		sampleW = max(sampleW, textWidth(text, legendFont, bold))
 		nameW = max(nameW, textWidth(string(st.path), legendFont, false))
 		aboutW = max(aboutW, textWidth(st.about, legendFont, false))
+	}
+	for _, g := range guards {
+		nameW = max(nameW, textWidth(guardText(g.Guard), legendFont, false))
+		for _, l := range wrap(g.Meaning, guardWrap) {
+			aboutW = max(aboutW, textWidth(l, legendFont, false))
+		}
 	}
 	aboutW = max(aboutW, textWidth(form, legendFont, false)-nameW-labelSlack)
 	var b strings.Builder
@@ -164,10 +256,25 @@ func legendTable(styles []pathStyle) string {
 		fmt.Fprintf(&b, `<tr><td align="left" width="%s"><font color="%s">%s</font></td><td align="left" width="%s"><font color="%s">%s</font></td><td align="left" width="%s">%s</td></tr>`,
 			width(sampleW), st.color, text, width(nameW), st.color, html.EscapeString(string(st.path)), width(aboutW), html.EscapeString(st.about))
 	}
+	for i, g := range guards {
+		head := ""
+		if i == 0 {
+			head = "guards"
+		}
+		var lines []string
+		for _, l := range wrap(g.Meaning, guardWrap) {
+			lines = append(lines, html.EscapeString(l)+`<br align="left"/>`)
+		}
+		fmt.Fprintf(&b, `<tr><td align="left" valign="top" width="%s">%s</td><td align="left" valign="top" width="%s">%s</td><td align="left" width="%s">%s</td></tr>`,
+			width(sampleW), head, width(nameW), html.EscapeString(guardText(g.Guard)), width(aboutW), strings.Join(lines, ""))
+	}
 	fmt.Fprintf(&b, `<tr><td colspan="3" align="left" width="%s">%s</td></tr>`, width(textWidth(foot, legendFont, false)), html.EscapeString(foot))
 	b.WriteString(`</table>`)
 	return b.String()
 }
+
+// guardWrap is the longest line of a guard's meaning in the legend.
+const guardWrap = 64
 
 // lineSample draws an edge style with text: bold, solid, dashed or dotted;
 // it reports whether the text is bold.
@@ -191,7 +298,7 @@ func stateTooltip(c fsm.Chart, s fsm.State) string {
 	}
 	lines := []string{string(s) + " ignores:"}
 	for _, ig := range igs {
-		lines = append(lines, string(ig.Event)+": "+ig.Reason)
+		lines = append(lines, ignoreLine(c, ig))
 	}
 	return strings.Join(lines, "\n")
 }
