@@ -125,14 +125,17 @@ func isLoop(e edge) bool { return !e.fromAny && e.from == e.to }
 // loopWrap is the longest line of an internal transition, in characters.
 const loopWrap = 46
 
+// loopLines is a loop's text inside its state's box, line by line.
+func loopLines(e edge) []string { return wrap(label(e), loopWrap) }
+
 // loopLabel returns the HTML-like label of a state with loops: its name, a rule,
-// then each loop as "event [guard] / actions" in its path's colour, in a
-// cell with the loop's edge id. w is the node's width in inches, wide enough
-// in the widest substitute font. ok is false when s has no loops.
+// then each loop as "event [guard] / actions" (loopLines) in its path's
+// colour. w is the node's width in inches, wide enough in the widest
+// substitute font. ok is false when s has no loops.
 func loopLabel(s fsm.State, es []edge) (text, w string, ok bool, err error) {
 	var rows []string
 	width := textWidth(string(s), nodeFont, false)
-	for i, e := range es {
+	for _, e := range es {
 		if !isLoop(e) || e.from != s {
 			continue
 		}
@@ -141,12 +144,12 @@ func loopLabel(s fsm.State, es []edge) (text, w string, ok bool, err error) {
 			return "", "", false, err
 		}
 		var lines []string
-		for _, l := range wrap(label(e), loopWrap) {
+		for _, l := range loopLines(e) {
 			width = max(width, textWidth(l, edgeFont, false))
 			lines = append(lines, html.EscapeString(l)+`<br align="left"/>`)
 		}
-		rows = append(rows, fmt.Sprintf(`<tr><td id="%s" align="left" balign="left"><font point-size="%s" color="%s">%s</font></td></tr>`,
-			edgeID(i), num(edgeFont), st.color, strings.Join(lines, "")))
+		rows = append(rows, fmt.Sprintf(`<tr><td align="left" balign="left"><font point-size="%s" color="%s">%s</font></td></tr>`,
+			num(edgeFont), st.color, strings.Join(lines, "")))
 	}
 	if len(rows) == 0 {
 		return "", "", false, nil
