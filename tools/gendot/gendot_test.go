@@ -21,8 +21,18 @@ const committed = "../../docs/statecharts"
 // generated renders the files once per test binary: Graphviz runs as
 // WebAssembly and is the slow part.
 var generated = sync.OnceValues(func() ([]file, error) {
-	return generate(context.Background(), fsm.Declaration())
+	return generate(context.Background(), testInput())
 })
+
+// testInput is the chart and the scenarios of the module, as run gives them.
+func testInput() input {
+	c := fsm.Declaration()
+	sc, err := readScenarios(c, "../../"+scenarioDir)
+	if err != nil {
+		panic(err)
+	}
+	return input{chart: c, scenarios: sc}
+}
 
 func files(t *testing.T) []file {
 	t.Helper()
@@ -238,7 +248,9 @@ func TestUnknownPathIsAnError(t *testing.T) {
 	c := fsm.Declaration()
 	c.Transitions[0].Path = "teleport"
 	for name, render := range map[string]func(fsm.Chart) ([]byte, error){
-		"dot": dotFile, "mermaid": mermaidFile, "markdown": markdownFile,
+		"dot": dotFile, "mermaid": mermaidFile,
+		"markdown": func(c fsm.Chart) ([]byte, error) { return markdownFile(c, nil) },
+		"review":   func(c fsm.Chart) ([]byte, error) { return reviewFile(c, []byte("<svg></svg>"), nil, nil) },
 	} {
 		if _, err := render(c); err == nil || !strings.Contains(err.Error(), `"teleport"`) {
 			t.Errorf("%s: error %v, want one naming the path without a style", name, err)
@@ -365,7 +377,7 @@ func firstTransition(c fsm.Chart, e fsm.Event) (fsm.Transition, bool) {
 }
 
 func TestGenerateIsDeterministic(t *testing.T) {
-	again, err := generate(context.Background(), fsm.Declaration())
+	again, err := generate(context.Background(), testInput())
 	if err != nil {
 		t.Fatal(err)
 	}

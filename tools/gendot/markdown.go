@@ -12,6 +12,7 @@ import (
 const (
 	mdLegend      = "## Legend"
 	mdGuards      = "## Guards"
+	mdRules       = "## Engine rules"
 	mdOverview    = "## Overview"
 	mdCells       = "## Every state × event"
 	mdTransitions = "## Transitions"
@@ -20,7 +21,7 @@ const (
 // markdownFile renders transitions.md: the legend, an overview matrix, the
 // decision for every (state, event) pair with its actions or the reason it is
 // ignored, and the list of transitions with their meaning.
-func markdownFile(c fsm.Chart) ([]byte, error) {
+func markdownFile(c fsm.Chart, rules []rule) ([]byte, error) {
 	styles, err := usedStyles(c)
 	if err != nil {
 		return nil, err
@@ -69,6 +70,15 @@ func markdownFile(c fsm.Chart) ([]byte, error) {
 	p("| guard | holds when |\n|---|---|\n")
 	for _, g := range c.Guards {
 		p("| `%s` | %s |\n", guardText(g.Guard), cell(g.Meaning))
+	}
+
+	if len(rules) > 0 {
+		p("\n%s\n\n", mdRules)
+		p("What `transport/engine` does around the chart: when each rule applies and what it does.\n\n")
+		p("| rule | when | then |\n|---|---|---|\n")
+		for _, r := range rules {
+			p("| `%s` | %s | %s |\n", r.name, cell(r.when), cell(r.then))
+		}
 	}
 
 	p("\n%s\n\n", mdOverview)
