@@ -77,7 +77,7 @@ func markdownFile(c fsm.Chart, rules []rule) ([]byte, error) {
 		p("What `transport/engine` does around the chart: when each rule applies and what it does.\n\n")
 		p("| rule | when | then |\n|---|---|---|\n")
 		for _, r := range rules {
-			p("| `%s` | %s | %s |\n", r.name, cell(r.when), cell(r.then))
+			p("| `%s` | %s | %s |\n", r.Name, cell(r.When), cell(r.Then))
 		}
 	}
 

@@ -13,7 +13,7 @@ import (
 // applies and what the engine then does. review.html and transitions.md
 // list them next to the chart they drive.
 type rule struct {
-	name, when, then string
+	Name, When, Then string
 }
 
 // pageSVG prepares the rendered chart for inlining in review.html: it drops
@@ -30,10 +30,11 @@ func pageSVG(svg []byte, c fsm.Chart) ([]byte, error) {
 	var out bytes.Buffer
 	var pending []string // classes for the next <text> lines of the current state
 	for _, line := range strings.SplitAfter(string(svg[start:]), "\n") {
+		// Graphviz heads each node and edge with a comment.
+		if strings.HasPrefix(line, "<!-- ") && len(pending) > 0 {
+			return nil, fmt.Errorf("the SVG lacks %d loop lines before %q: Graphviz's output changed, update pageSVG", len(pending), line)
+		}
 		if rest, ok := strings.CutPrefix(line, `<g id="state_`); ok {
-			if len(pending) > 0 {
-				return nil, fmt.Errorf("the SVG lacks %d loop lines before %q: Graphviz's output changed, update pageSVG", len(pending), line)
-			}
 			s := fsm.State(rest[:strings.IndexByte(rest, '"')])
 			pending = []string{""} // the state's name
 			for i, e := range es {

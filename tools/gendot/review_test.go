@@ -1,0 +1,169 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/repram/handover/fsm"
+)
+
+func TestReplay(t *testing.T) {
+	c := fsm.Declaration()
+	es := edges(c)
+	type want struct {
+		to     fsm.State
+		guard  fsm.Guard
+		path   fsm.Path
+		reason string // set: ignored
+	}
+	cases := []struct {
+		name, text string
+		want       []want // one per non-restart step
+		err        string
+	}{
+		{"join, ignore, restart", `
+# joins
+# event   state after
+attach        joining   join   # a comment
+attach        joining   ignored
+restart
+attach        joining
+`, []want{{to: fsm.Joining, path: fsm.PathJoin}, {to: fsm.Joining, reason: "already joining: the race is running"}, {to: fsm.Joining, path: fsm.PathJoin}}, ""},
+		{"no guard named: the fallback first", `
+attach        joining   join
+new_failed    detached  detach
+`, []want{{to: fsm.Joining, path: fsm.PathJoin}, {to: fsm.Detached, path: fsm.PathDetach}}, ""},
+		{"no guard named, only a guarded branch fits: the first", `
+attach        joining   join
+new_failed    joining   race
+`, []want{{to: fsm.Joining, path: fsm.PathJoin}, {to: fsm.Joining, guard: fsm.HasAlternative, path: fsm.PathRace}}, ""},
+		{"the guard named picks its branch", `
+attach        joining   join
+new_failed    joining   race   [others_racing]
+`, []want{{to: fsm.Joining, path: fsm.PathJoin}, {to: fsm.Joining, guard: fsm.OthersRacing, path: fsm.PathRace}}, ""},
+		{"the chart disagrees", "attach joining join\nhandshake_ok overlapping migrate\n", nil, "x.txt:2: the chart has no handshake_ok in joining leading to overlapping"},
+		{"a wrong path", "attach joining migrate\n", nil, "x.txt:1: the chart has no attach in detached"},
+		{"ignored but it is a transition", "attach detached ignored\n", nil, "x.txt:1:"},
+		{"an unknown column", "attach joining join extra\n", nil, `x.txt:1: unexpected "extra"`},
+		{"a lone word", "attach\n", nil, "x.txt:1: want"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sc, err := replay(c, "x", []byte(tc.text))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []step
+			for _, st := range sc.steps {
+				if !st.restart {
+					got = append(got, st)
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("%d steps, want %d", len(got), len(tc.want))
+			}
+			for i, w := range tc.want {
+				st := got[i]
+				if st.to != w.to || st.reason != w.reason {
+					t.Errorf("step %d: to %s reason %q, want %s %q", i, st.to, st.reason, w.to, w.reason)
+				}
+				if w.reason != "" {
+					if st.t != nil || st.edge != -1 {
+						t.Errorf("step %d: ignored, but took %+v (edge %d)", i, st.t, st.edge)
+					}
+					continue
+				}
+				if st.t == nil || st.t.Guard != w.guard || st.t.Path != w.path || st.edge < 0 || es[st.edge].guard != w.guard {
+					t.Errorf("step %d: took %+v (edge %d), want guard %q path %s", i, st.t, st.edge, w.guard, w.path)
+				}
+			}
+		})
+	}
+	if sc, _ := replay(c, "x", []byte(cases[0].text)); strings.Join(sc.about, "|") != "joins" {
+		t.Errorf("about %q, want the heading comment without the column header", sc.about)
+	}
+}
+
+func TestReadScenariosNeedsFiles(t *testing.T) {
+	if _, err := readScenarios(fsm.Declaration(), t.TempDir()); err == nil {
+		t.Error("no error for a directory without scenarios")
+	}
+}
+
+// TestReviewTagsEveryLoopLine checks that each line of a loop listed in its
+// state's box carries the loop's edge id, so selecting a scenario can light
+// it up, and that a chart whose SVG lacks them is an error.
+func TestReviewTagsEveryLoopLine(t *testing.T) {
+	c := fsm.Declaration()
+	html := fileData(t, "review.html")
+	loops := 0
+	for i, e := range edges(c) {
+		if !isLoop(e) {
+			continue
+		}
+		loops++
+		got := strings.Count(html, `<text class="`+edgeID(i)+`" `)
+		if want := len(loopLines(e)); got != want {
+			t.Errorf("loop %q: %d tagged lines, want %d", label(e), got, want)
+		}
+	}
+	if loops == 0 {
+		t.Fatal("the chart has no loops: this test checks nothing")
+	}
+	// Drop the last line of joining's box: its loops no longer add up.
+	svg := fileData(t, "migration.svg")
+	box := strings.Index(svg, `<g id="state_joining"`)
+	end := box + strings.Index(svg[box:], "</a>")
+	last := box + strings.LastIndex(svg[box:end], "<text ")
+	broken := svg[:last] + svg[last+strings.Index(svg[last:], "\n")+1:]
+	if _, err := pageSVG([]byte(broken), c); err == nil {
+		t.Error("no error for an SVG missing a loop line")
+	}
+}
+
+// TestReviewIsSelfContained: the page must work offline from a checkout.
+func TestReviewIsSelfContained(t *testing.T) {
+	html := fileData(t, "review.html")
+	for _, bad := range []string{"<link", " src=", "@import", "url(", "<iframe", "<?xml", "<!DOCTYPE svg"} {
+		if strings.Contains(html, bad) {
+			t.Errorf("review.html contains %q", bad)
+		}
+	}
+	for _, m := range regexp.MustCompile(`https?://[^"' )<]*`).FindAllString(html, -1) {
+		if m != "http://www.w3.org/2000/svg" && m != "http://www.w3.org/1999/xlink" {
+			t.Errorf("review.html refers to %s", m)
+		}
+	}
+	if !strings.Contains(html, "<svg") || !strings.Contains(html, `id="matrix"`) {
+		t.Error("review.html lacks the chart or the table")
+	}
+}
+
+func TestEngineRulesAreListed(t *testing.T) {
+	c := fsm.Declaration()
+	rules := []rule{{Name: "attempt_delay", When: "no welcome 250 ms after a dial & more are queued", Then: "fire attempt_delay"}}
+	md, err := markdownFile(c, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row := "| `attempt_delay` | no welcome 250 ms after a dial & more are queued | fire attempt_delay |"; !strings.Contains(string(md), mdRules+"\n") || !strings.Contains(string(md), row) {
+		t.Errorf("transitions.md lacks the rules section or row %q", row)
+	}
+	page, err := reviewFile(c, []byte(fileData(t, "migration.svg")), nil, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if row := "<tr><td><code>attempt_delay</code></td><td>no welcome 250 ms after a dial &amp; more are queued</td><td>fire attempt_delay</td></tr>"; !strings.Contains(string(page), row) {
+		t.Errorf("review.html lacks the rule row %q", row)
+	}
+	if strings.Contains(fileData(t, "review.html"), `id="rules"`) {
+		t.Error("review.html has a rules section while the engine declares none")
+	}
+}
