@@ -288,6 +288,31 @@ func Declaration() Chart {
 	return c
 }
 
+// BreakBeforeMake returns the chart of the break-before-make baseline,
+// derived from c: every transition that would dial a candidate while
+// keeping the primary (attached or cooldown to handshaking) first lets the
+// primary go (close_old for a policy migration, drop_old when it is
+// leaving or silent) and goes to joining instead. Handshaking and
+// overlapping are then never reached. It is what REPRAM's own transient
+// does on a goodbye, and what migsim compares this project against.
+func BreakBeforeMake(c Chart) Chart {
+	out := c
+	out.Transitions = make([]Transition, len(c.Transitions))
+	for i, t := range c.Transitions {
+		if (t.From == Attached || t.From == Cooldown) && t.To == Handshaking {
+			let := DropOld
+			if t.Path == PathMigrate {
+				let = CloseOld
+			}
+			t.Actions = append([]Action{let}, t.Actions...)
+			t.To = Joining
+			t.Meaning = "break-before-make: " + t.Meaning
+		}
+		out.Transitions[i] = t
+	}
+	return out
+}
+
 // Cell returns the decision for (s, e), or false when the pair is not declared.
 func (c Chart) Cell(s State, e Event) (Cell, bool) {
 	var cell Cell

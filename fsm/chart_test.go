@@ -1,6 +1,7 @@
 package fsm_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,19 +13,59 @@ func TestDeclarationIsTotal(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(c.Transitions)+len(c.Ignores), len(c.States)*len(c.Events); got != want {
-		t.Errorf("%d transitions + ignores, want one per (state, event) pair: %d", got, want)
+	guarded := 0
+	for _, tr := range c.Transitions {
+		if tr.Guard != "" {
+			guarded++
+		}
 	}
+	if got, want := len(c.Transitions)+len(c.Ignores)-guarded, len(c.States)*len(c.Events); got != want {
+		t.Errorf("%d unguarded transitions + ignores, want one fallback per (state, event) pair: %d", got, want)
+	}
+	inCells := 0
 	for _, s := range c.States {
 		for _, e := range c.Events {
 			cell, ok := c.Cell(s, e)
 			switch {
 			case !ok:
 				t.Errorf("(%s, %s): no decision", s, e)
+				continue
 			case (cell.Transition == nil) == (cell.Ignore == nil):
-				t.Errorf("(%s, %s): cell must hold exactly one of a transition and an ignore: %+v", s, e, cell)
+				t.Errorf("(%s, %s): cell must hold exactly one fallback, a transition or an ignore: %+v", s, e, cell)
 			}
+			seen := map[fsm.Guard]bool{}
+			for _, tr := range cell.Guarded {
+				if tr.Guard == "" || seen[tr.Guard] || tr.From != s || tr.Event != e {
+					t.Errorf("(%s, %s): guarded branch %+v is unguarded, repeats a guard or belongs to another pair", s, e, tr)
+				}
+				seen[tr.Guard] = true
+			}
+			inCells += len(cell.Guarded)
 		}
+	}
+	if inCells != guarded {
+		t.Errorf("the cells hold %d guarded transitions, the chart declares %d", inCells, guarded)
+	}
+}
+
+// TestCellKeepsDeclaredOrder checks that Cell lists the guarded transitions of
+// a pair in the order they are declared, the order Fire tries them.
+func TestCellKeepsDeclaredOrder(t *testing.T) {
+	c := fsm.Declaration()
+	cell, _ := c.Cell(fsm.Handshaking, fsm.NewFailed)
+	var got []fsm.Guard
+	for _, tr := range cell.Guarded {
+		got = append(got, tr.Guard)
+	}
+	if want := []fsm.Guard{fsm.HasAlternative, fsm.OthersRacing}; !slices.Equal(got, want) {
+		t.Fatalf("Cell(handshaking, new_failed).Guarded = %v, want %v", got, want)
+	}
+	if cell.Transition == nil || cell.Transition.To != fsm.Attached || cell.Ignore != nil {
+		t.Fatalf("Cell(handshaking, new_failed) fallback = %+v / %+v, want the cancel to attached", cell.Transition, cell.Ignore)
+	}
+	cell, _ = c.Cell(fsm.Cooldown, fsm.Goodbye)
+	if len(cell.Guarded) != 1 || cell.Guarded[0].Guard != fsm.HasAlternative || cell.Ignore == nil || cell.Transition != nil {
+		t.Fatalf("Cell(cooldown, goodbye) = %+v, want one has_alternative branch and an ignore", cell)
 	}
 }
 
@@ -40,6 +81,21 @@ func TestDeclarationIsDocumented(t *testing.T) {
 			t.Errorf("ignore (%s, %s) has no reason", ig.State, ig.Event)
 		}
 	}
+	used := map[fsm.Guard]bool{}
+	for _, tr := range c.Transitions {
+		used[tr.Guard] = true
+	}
+	for _, g := range c.Guards {
+		if m, ok := c.GuardMeaning(g.Guard); !ok || m == "" || m != g.Meaning {
+			t.Errorf("guard %s: GuardMeaning = %q, %t; want its declared meaning", g.Guard, m, ok)
+		}
+		if !used[g.Guard] {
+			t.Errorf("guard %s is declared but guards no transition", g.Guard)
+		}
+	}
+	if _, ok := c.GuardMeaning("sunny"); ok {
+		t.Error("GuardMeaning found an undeclared guard")
+	}
 }
 
 func TestDeclarationIsAFreshCopy(t *testing.T) {
@@ -47,12 +103,13 @@ func TestDeclarationIsAFreshCopy(t *testing.T) {
 	c.Transitions[0].To = fsm.Closed
 	c.Transitions[0].Actions[0] = fsm.CloseAll
 	c.Ignores[0].Reason = "changed"
+	c.Guards[0].Guard = "sunny"
 	if d := fsm.Declaration(); d.Transitions[0].To == fsm.Closed || d.Transitions[0].Actions[0] == fsm.CloseAll ||
-		d.Ignores[0].Reason == "changed" {
+		d.Ignores[0].Reason == "changed" || d.Guards[0].Guard != fsm.HasAlternative {
 		t.Fatal("changing one Declaration changed the next one")
 	}
-	st, err := fsm.New().Fire(fsm.Attach)
-	if err != nil || st.To != fsm.Joining || st.Actions[0] != fsm.DialCandidate {
+	st, err := fsm.New().Fire(fsm.Attach, nil)
+	if err != nil || st.To != fsm.Joining || st.Actions[0] != fsm.DialAlternative {
 		t.Fatalf("changing a Declaration changed the machine: %+v, %v", st, err)
 	}
 }
@@ -76,13 +133,32 @@ func TestValidateRejects(t *testing.T) {
 	}{
 		{"extra state without decisions", func(c *fsm.Chart) {
 			c.States = append(c.States, "limbo")
-		}, `(limbo, attach) is undecided`},
+		}, `(limbo, attach) has no fallback`},
 		{"extra event without decisions", func(c *fsm.Chart) {
 			c.Events = append(c.Events, "ping")
-		}, `(detached, ping) is undecided`},
+		}, `(detached, ping) has no fallback`},
 		{"missing ignore", func(c *fsm.Chart) {
 			c.Ignores = c.Ignores[1:]
-		}, `(detached, candidate_better) is undecided`},
+		}, `(detached, candidate_better) has no fallback`},
+		{"guarded transition without a fallback", func(c *fsm.Chart) {
+			c.Ignores = slices.DeleteFunc(c.Ignores, func(ig fsm.Ignore) bool {
+				return ig.State == fsm.Attached && ig.Event == fsm.Goodbye
+			})
+		}, `(attached, goodbye) has no fallback`},
+		{"two transitions with one guard", func(c *fsm.Chart) {
+			i := slices.IndexFunc(c.Transitions, func(tr fsm.Transition) bool { return tr.Guard == fsm.OthersRacing })
+			c.Transitions = append(c.Transitions, c.Transitions[i])
+		}, `[others_racing] decided twice`},
+		{"undeclared guard", func(c *fsm.Chart) {
+			i := slices.IndexFunc(c.Transitions, func(tr fsm.Transition) bool { return tr.Guard != "" })
+			c.Transitions[i].Guard = "sunny"
+		}, `undeclared guard "sunny"`},
+		{"guard declared twice", func(c *fsm.Chart) {
+			c.Guards = append(c.Guards, c.Guards[0])
+		}, `guard "has_alternative" is empty or declared twice`},
+		{"empty guard declared", func(c *fsm.Chart) {
+			c.Guards = append(c.Guards, fsm.GuardInfo{Meaning: "nothing"})
+		}, `guard "" is empty or declared twice`},
 		{"transition and ignore for one pair", func(c *fsm.Chart) {
 			c.Ignores = append(c.Ignores, fsm.Ignore{State: fsm.Detached, Event: fsm.Attach, Reason: "twice"})
 		}, `(detached, attach) decided twice`},

@@ -84,10 +84,19 @@ func New() *Machine {
 
 // NewIn returns a machine started in state s, for tests and tools that
 // exercise one transition at a time.
-func NewIn(s State) (*Machine, error) {
-	if !slices.Contains(declared.States, s) {
+func NewIn(s State) (*Machine, error) { return NewFor(declared, s) }
+
+// NewFor returns a machine running chart c (a variant of the declaration,
+// such as [BreakBeforeMake]'s) started in state s. It fails when c is not
+// valid or does not declare s.
+func NewFor(c Chart, s State) (*Machine, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	if !slices.Contains(c.States, s) {
 		return nil, fmt.Errorf("fsm: unknown state %q", s)
 	}
+	declared := c
 	m := &Machine{cells: make(map[cellKey]Cell, len(declared.States)*len(declared.Events)), events: map[Event]bool{}}
 	for _, e := range declared.Events {
 		m.events[e] = true

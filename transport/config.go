@@ -7,12 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/repram/handover/policy"
-	"github.com/repram/handover/transport/dedup"
+	"github.com/repram/handover/transport/engine"
 	"github.com/repram/handover/transport/wire"
 )
 
@@ -27,24 +26,13 @@ type Identity struct {
 	AcceptsInbound bool
 }
 
-// Substrate names a substrate node the driver can attach to.
-type Substrate struct {
-	ID      string // substrate node id; may be empty for a first attach, learned from the welcome
-	URL     string // ws://HOST:HTTP_PORT/v1/ws or wss://...
-	Enclave string
-}
+// Substrate names a substrate node the node can attach to.
+type Substrate = engine.Substrate
 
 // Policy decides when to migrate. *policy.Evaluator implements it; migsim
-// plugs in baselines. The driver's event loop is its only caller, so its
-// methods must not call back into the Node. Evaluate must return
-// fsm.CooldownElapsed some cycles after Attached: the machine leaves its
-// cooldown state only on that event.
-type Policy interface {
-	Evaluate(policy.Observation) policy.Decision
-	Attached(id string)
-	MigrationFailed(id string)
-	Forced()
-}
+// plugs in baselines. The node's event loop is its only caller, so its
+// methods must not call back into the Node.
+type Policy = engine.Policy
 
 // Secret is a cluster secret. It is a []byte (assign one to it directly)
 // whose every printed or marshalled form is "[redacted]": fmt verbs
@@ -86,37 +74,20 @@ type Config struct {
 	// replaces it.
 	Policy  policy.Config
 	Decider Policy
+	// BreakBeforeMake runs the baseline that lets the primary go before
+	// dialling the next substrate (fsm.BreakBeforeMake), for comparisons
+	// such as migsim's; it loses what is published meanwhile.
+	BreakBeforeMake bool
 
-	HandshakeTimeout time.Duration // dial + hello + welcome; default 10s
-	// OverlapGrace is how long after the new link's welcome messages may
-	// still reach the new substrate before it forwards to us; it must exceed
-	// the mesh's propagation skew between substrates. Default 1s.
-	OverlapGrace time.Duration
-	// OverlapMin is when the driver takes stock of what the new link must
-	// catch up on; at least OverlapGrace. Default 2s.
-	OverlapMin time.Duration
-	// OverlapMax cancels a migration whose new link never caught up
-	// (a substrate that welcomes but does not forward). Default 15s.
-	OverlapMax time.Duration
-
-	HeartbeatInterval time.Duration // WebSocket ping period; default 10s
-	HeartbeatTimeout  time.Duration // one ping's deadline; default HeartbeatInterval
-	MissedHeartbeats  int           // consecutive failed pings that kill a link; default 3
-
-	RejoinBackoff    time.Duration // first rejoin delay when detached; default 250ms
-	RejoinBackoffMax time.Duration // cap of the doubling; default 30s
+	// Tuning holds the migration engine's durations, bounds and sizes
+	// (handshake timeout, attempt delay, overlap bounds, heartbeat and
+	// suspicion, backoffs, dedup window, maximum message age); zero fields
+	// take the engine's defaults, which suit real networks.
+	Tuning engine.Tuning
 
 	// ReadLimit bounds one frame; larger frames are rejected and drained,
 	// frames over 8×ReadLimit close the link. Default 1 MiB.
 	ReadLimit int64
-	Dedup     dedup.Config
-	// MaxMessageAge drops gossip whose timestamp is older than this, so a
-	// signed frame replayed after its id left the dedup window is not
-	// delivered again (a replay within the window is a duplicate). It must
-	// exceed the clock skew between publishers and this node: timestamps
-	// are the publisher's unix seconds. Default Dedup.Window (60s);
-	// negative turns the check off.
-	MaxMessageAge time.Duration
 	// DeliveryBuffer bounds gossip accepted but not yet handled. When it is
 	// full the links stop reading (back-pressure to the substrates) and the
 	// event loop keeps running. Default 4096.
@@ -146,50 +117,14 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Identity.NodeID == "" {
 		return c, errors.New("transport: Identity.NodeID is empty: every hello must name this node")
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&c.HandshakeTimeout, 10*time.Second)
-	def(&c.OverlapGrace, time.Second)
-	def(&c.OverlapMin, 2*time.Second)
-	def(&c.OverlapMax, 15*time.Second)
-	def(&c.HeartbeatInterval, 10*time.Second)
-	def(&c.HeartbeatTimeout, c.HeartbeatInterval)
-	def(&c.RejoinBackoff, 250*time.Millisecond)
-	def(&c.RejoinBackoffMax, 30*time.Second)
-	if c.MissedHeartbeats == 0 {
-		c.MissedHeartbeats = 3
-	}
 	if c.ReadLimit == 0 {
 		c.ReadLimit = 1 << 20
 	}
 	if c.DeliveryBuffer == 0 {
 		c.DeliveryBuffer = 4096
 	}
-	if c.MaxMessageAge == 0 {
-		c.MaxMessageAge = c.Dedup.Window
-		if c.MaxMessageAge <= 0 {
-			c.MaxMessageAge = dedup.DefaultWindow
-		}
-	}
-	for name, d := range map[string]time.Duration{
-		"HandshakeTimeout": c.HandshakeTimeout, "OverlapGrace": c.OverlapGrace, "OverlapMin": c.OverlapMin,
-		"OverlapMax": c.OverlapMax, "HeartbeatInterval": c.HeartbeatInterval, "HeartbeatTimeout": c.HeartbeatTimeout,
-		"RejoinBackoff": c.RejoinBackoff, "RejoinBackoffMax": c.RejoinBackoffMax,
-	} {
-		if d < 0 {
-			return c, fmt.Errorf("transport: %s is negative (%v): use a positive duration or zero for the default", name, d)
-		}
-	}
-	switch {
-	case c.OverlapMin < c.OverlapGrace:
-		return c, fmt.Errorf("transport: OverlapMin %v is shorter than OverlapGrace %v: the catch-up check needs the grace to have passed", c.OverlapMin, c.OverlapGrace)
-	case c.OverlapMax <= c.OverlapMin:
-		return c, fmt.Errorf("transport: OverlapMax %v must exceed OverlapMin %v", c.OverlapMax, c.OverlapMin)
-	case c.MissedHeartbeats < 0 || c.ReadLimit < 0 || c.DeliveryBuffer < 0:
-		return c, errors.New("transport: MissedHeartbeats, ReadLimit and DeliveryBuffer must not be negative")
+	if c.ReadLimit < 0 || c.DeliveryBuffer < 0 {
+		return c, errors.New("transport: ReadLimit and DeliveryBuffer must not be negative (zero selects the default)")
 	}
 	if c.Logger == nil {
 		nop := zerolog.Nop()

@@ -24,9 +24,6 @@ func Example() {
 		Identity: transport.Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave, Address: "127.0.0.1"},
 		Secret:   secret,
 		Handler:  func(g transport.Gossip) { got <- g },
-		// Short overlap windows for a loopback mesh.
-		OverlapGrace: 50 * time.Millisecond,
-		OverlapMin:   100 * time.Millisecond,
 	})
 	if err != nil {
 		fmt.Println(err)

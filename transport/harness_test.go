@@ -13,6 +13,7 @@ import (
 
 	"github.com/repram/handover/fsm"
 	"github.com/repram/handover/policy"
+	"github.com/repram/handover/transport/engine"
 	"github.com/repram/handover/transport/substratetest"
 	"github.com/repram/handover/transport/wire"
 )
@@ -38,22 +39,33 @@ type harness struct {
 // assertions.
 func fastConfig() Config {
 	return Config{
-		Identity:          Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave, Address: "127.0.0.1"},
-		Secret:            testSecret,
-		HandshakeTimeout:  time.Second,
-		OverlapGrace:      100 * time.Millisecond,
-		OverlapMin:        200 * time.Millisecond,
-		OverlapMax:        2 * time.Second,
-		HeartbeatInterval: 200 * time.Millisecond,
-		RejoinBackoff:     20 * time.Millisecond,
-		RejoinBackoffMax:  200 * time.Millisecond,
+		Identity: Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave, Address: "127.0.0.1"},
+		Secret:   testSecret,
+		Tuning: engine.Tuning{
+			HandshakeTimeout:  time.Second,
+			OverlapGrace:      100 * time.Millisecond,
+			OverlapMax:        2 * time.Second,
+			HeartbeatInterval: 200 * time.Millisecond,
+			RejoinBackoff:     20 * time.Millisecond,
+			RejoinBackoffMax:  200 * time.Millisecond,
+		},
 	}
 }
 
+// testGoodbyeGap is the mesh's gap between a shutdown's two goodbyes:
+// shorter than REPRAM's 500ms, so shutdowns in tests are quick.
+const testGoodbyeGap = 20 * time.Millisecond
+
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
+	return newHarnessGap(t, cfg, testGoodbyeGap)
+}
+
+// newHarnessGap is newHarness with the given goodbye gap.
+func newHarnessGap(t *testing.T, cfg Config, gap time.Duration) *harness {
+	t.Helper()
 	h := &harness{t: t, delivered: map[string]int{},
-		mesh: substratetest.NewMesh(substratetest.MeshConfig{Secret: cfg.Secret, GoodbyeGap: 20 * time.Millisecond})}
+		mesh: substratetest.NewMesh(substratetest.MeshConfig{Secret: cfg.Secret, GoodbyeGap: gap})}
 	cfg.Handler = func(g Gossip) {
 		h.mu.Lock()
 		h.delivered[g.Message.MessageID]++
@@ -106,8 +118,8 @@ func (h *harness) eventually(what string, cond func() bool) {
 	for !cond() {
 		if time.Now().After(deadline) {
 			st := h.node.Status()
-			h.t.Fatalf("timed out waiting for %s; state %s primary %q candidate %q stats %+v\nsteps:\n%s",
-				what, st.State, st.Primary.ID, st.Candidate.ID, st.Stats, h.timeline())
+			h.t.Fatalf("timed out waiting for %s; state %s primary %q candidates %v stats %+v\nsteps:\n%s",
+				what, st.State, st.Primary.ID, st.Candidates, st.Stats, h.timeline())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -126,7 +138,7 @@ func (h *harness) waitAttached(id string) {
 	h.t.Helper()
 	h.eventually("attached to "+id, func() bool {
 		st := h.node.Status()
-		return st.Primary.ID == id && st.Candidate.ID == "" && (st.State == fsm.Attached || st.State == fsm.Cooldown)
+		return st.Primary.ID == id && len(st.Candidates) == 0 && (st.State == fsm.Attached || st.State == fsm.Cooldown)
 	})
 }
 
@@ -163,21 +175,34 @@ func (h *harness) publishOne() error {
 }
 
 // publishing publishes one message every gap in the background until the
-// returned stop is called.
+// returned stop is called, or the test ends: the goroutine never outlives
+// the test, whichever way it ends.
 func (h *harness) publishing(gap time.Duration) (stop func()) {
 	var quit atomic.Bool
 	done := make(chan struct{})
+	var failed error
 	go func() {
 		defer close(done)
 		for !quit.Load() {
 			if err := h.publishOne(); err != nil {
-				h.t.Errorf("publish: %v", err)
+				failed = err
 				return
 			}
 			time.Sleep(gap)
 		}
 	}()
-	return func() { quit.Store(true); <-done }
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			quit.Store(true)
+			<-done
+			if failed != nil {
+				h.t.Errorf("publish: %v", failed)
+			}
+		})
+	}
+	h.t.Cleanup(stop)
+	return stop
 }
 
 // settle feeds empty cycles until the policy's cooldown after the last

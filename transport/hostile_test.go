@@ -108,7 +108,7 @@ func TestHostileFrameSizes(t *testing.T) {
 	})
 	h.eventually("attached again", func() bool {
 		st := h.node.Status()
-		return st.Primary.URL != "" && st.Candidate.URL == "" && (st.State == fsm.Attached || st.State == fsm.Cooldown)
+		return st.Primary.URL != "" && len(st.Candidates) == 0 && (st.State == fsm.Attached || st.State == fsm.Cooldown)
 	})
 	from := h.publishedLen()
 	time.Sleep(100 * time.Millisecond)
@@ -124,12 +124,12 @@ func TestHostileFrameSizes(t *testing.T) {
 func TestHostileIDFloodKeepsDedupBounded(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
-	cfg.Dedup = dedup.Config{Capacity: 1000, Window: time.Minute}
+	cfg.Tuning.Dedup = dedup.Config{Capacity: 1000, Window: time.Minute}
 	h, _, _, stop := setup(t, cfg)
 	stop()
 	dedupLen := func() (n int, st dedup.Stats) {
 		if err := h.node.call(context.Background(), func() error {
-			n, st = h.node.seen.Len(), h.node.seen.Stats()
+			st, n = h.node.eng.DedupStats()
 			return nil
 		}); err != nil {
 			t.Fatal(err)
@@ -152,13 +152,13 @@ func TestHostileIDFloodKeepsDedupBounded(t *testing.T) {
 	h.exactlyOnce()
 	n, st := dedupLen()
 	peak = max(peak, n)
-	if peak > cfg.Dedup.Capacity {
-		t.Fatalf("dedup held %d ids, capacity %d", peak, cfg.Dedup.Capacity)
+	if peak > cfg.Tuning.Dedup.Capacity {
+		t.Fatalf("dedup held %d ids, capacity %d", peak, cfg.Tuning.Dedup.Capacity)
 	}
 	if st.Evicted == 0 {
-		t.Fatalf("dedup stats %+v: a flood of %d unique ids past capacity %d evicted nothing", st, flood, cfg.Dedup.Capacity)
+		t.Fatalf("dedup stats %+v: a flood of %d unique ids past capacity %d evicted nothing", st, flood, cfg.Tuning.Dedup.Capacity)
 	}
-	t.Logf("flood of %d unique ids: dedup peak %d (capacity %d), stats %+v", flood, peak, cfg.Dedup.Capacity, st)
+	t.Logf("flood of %d unique ids: dedup peak %d (capacity %d), stats %+v", flood, peak, cfg.Tuning.Dedup.Capacity, st)
 }
 
 func TestHostileReplayedFrames(t *testing.T) {

@@ -13,18 +13,20 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/repram/handover/transport/engine"
 	"github.com/repram/handover/transport/wire"
 )
 
-// link is one WebSocket to one substrate. Its goroutines (run and read) only
-// report to the event loop; every decision about it is the loop's.
+// link is one WebSocket to one substrate. Its goroutines carry out what the
+// engine asked of it (dial, hello, pings, close) and report what happened;
+// they decide nothing.
 type link struct {
-	id     uint64
+	id     engine.LinkID
 	target Substrate
 
-	// ctx ends when the link is stopped: it bounds the dial, the hello, the
-	// heartbeat and the wait for a delivery credit. Reads run under root
-	// (the node's), because cancelling a read makes the WebSocket library
+	// ctx ends when the link is stopped: it bounds the dial, the writes
+	// and the wait for a delivery credit. Reads and pings run under root
+	// (the node's), because cancelling them makes the WebSocket library
 	// drop the connection without the close handshake a clean stop needs.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -33,43 +35,10 @@ type link struct {
 	closeOnce sync.Once
 	closeCode atomic.Int32 // status for a clean close; 0 closes abruptly
 
-	conn    atomic.Pointer[websocket.Conn] // set once dialed; used by Send
+	conn    atomic.Pointer[websocket.Conn] // set once dialled; used by Send
 	starved atomic.Bool                    // the reader waits for a delivery credit
-
-	// Owned by the event loop.
-	welcomed    bool
-	goodbyeSeen bool
-	pingOK      bool
-	rtt         time.Duration
-	hsTimer     *time.Timer
-}
-
-// linkEventKind says what a link reports.
-type linkEventKind int
-
-const (
-	evWelcome  linkEventKind = iota // a valid welcome
-	evGoodbye                       // a goodbye (refusal or shutdown)
-	evGossip                        // a gossip message; holds a delivery credit
-	evBadFrame                      // a frame that failed to decode or verify
-	evRTT                           // a heartbeat ping was answered
-	evClosed                        // the link is gone; err says why
-)
-
-func (k linkEventKind) String() string {
-	return [...]string{"welcome", "goodbye", "gossip", "bad_frame", "rtt", "closed"}[k]
-}
-
-type linkEvent struct {
-	link    *link
-	kind    linkEventKind
-	typ     wire.Type
-	welcome wire.Welcome
-	goodbye wire.Goodbye
-	msg     wire.Message
-	rtt     time.Duration
-	err     error
-	at      time.Time // when the frame was read
+	hello   chan struct{}                  // closed by sendHello
+	pings   chan time.Duration             // ping requests, with their timeout
 }
 
 // linkEnv is what a link needs from its node; kept narrow so links never
@@ -78,14 +47,32 @@ type linkEnv struct {
 	cfg     *Config
 	hello   []byte
 	dialOpt *websocket.DialOptions
-	post    func(linkEvent) bool // false once the node is closing
-	credits chan struct{}        // delivery credits: send to take, receive to return
+	post    func(engine.Input) bool // false once the node is closing
+	credits chan struct{}           // delivery credits: send to take, receive to return
 	wg      *sync.WaitGroup
 }
 
-func newLink(root context.Context, id uint64, target Substrate) *link {
+func newLink(root context.Context, id engine.LinkID, target Substrate) *link {
 	ctx, cancel := context.WithCancel(root)
-	return &link{id: id, target: target, ctx: ctx, cancel: cancel, root: root}
+	return &link{id: id, target: target, ctx: ctx, cancel: cancel, root: root,
+		hello: make(chan struct{}), pings: make(chan time.Duration, 1)}
+}
+
+// sendHello lets the link send hello once it is connected.
+func (l *link) sendHello() {
+	select {
+	case <-l.hello:
+	default:
+		close(l.hello)
+	}
+}
+
+// ping asks for one ping; the engine never has two outstanding on a link.
+func (l *link) ping(timeout time.Duration) {
+	select {
+	case l.pings <- timeout:
+	default:
+	}
 }
 
 // stop closes the link: cleanly with code, or abruptly when code is 0. It
@@ -97,8 +84,8 @@ func (l *link) stop(code websocket.StatusCode) {
 	})
 }
 
-// run dials, sends hello, starts the reader and the heartbeat, and closes
-// the connection when the link is stopped or the reader ends.
+// run dials, sends hello when asked, starts the reader and the pinger, and
+// closes the connection when the link is stopped or the reader ends.
 func (l *link) run(env linkEnv) {
 	defer env.wg.Done()
 	conn, resp, err := websocket.Dial(l.ctx, l.target.URL, env.dialOpt)
@@ -106,25 +93,31 @@ func (l *link) run(env linkEnv) {
 		_ = resp.Body.Close()
 	}
 	if err != nil {
-		env.post(linkEvent{link: l, kind: evClosed, err: fmt.Errorf("dial %s: %w", l.target.URL, err)})
+		env.post(engine.LinkClosed{Link: l.id, Err: fmt.Errorf("dial %s: %w", l.target.URL, err)})
 		return
 	}
 	// The library closes the link on frames past the hard limit; frames
 	// between ReadLimit and it are drained and rejected by read.
 	conn.SetReadLimit(8 * env.cfg.ReadLimit)
 	l.conn.Store(conn)
-	if err := conn.Write(l.ctx, websocket.MessageText, env.hello); err != nil {
+	select {
+	case <-l.hello:
+		if err := conn.Write(l.ctx, websocket.MessageText, env.hello); err != nil {
+			conn.CloseNow()
+			env.post(engine.LinkClosed{Link: l.id, Err: fmt.Errorf("send hello to %s: %w", l.target.URL, err)})
+			return
+		}
+	case <-l.ctx.Done():
 		conn.CloseNow()
-		env.post(linkEvent{link: l, kind: evClosed, err: fmt.Errorf("send hello to %s: %w", l.target.URL, err)})
 		return
 	}
-	readerDone, heartbeatDone := make(chan struct{}), make(chan struct{})
+	readerDone, pingerDone := make(chan struct{}), make(chan struct{})
 	env.wg.Add(2)
 	go l.read(env, conn, readerDone)
 	go func() {
 		defer env.wg.Done()
-		defer close(heartbeatDone)
-		l.heartbeat(env, conn, readerDone)
+		defer close(pingerDone)
+		l.pinger(env, conn, readerDone)
 	}()
 	select {
 	case <-l.ctx.Done():
@@ -138,53 +131,36 @@ func (l *link) run(env linkEnv) {
 		_ = conn.CloseNow()
 	}
 	<-readerDone
-	<-heartbeatDone
+	<-pingerDone
 }
 
-// heartbeat pings at once (the first answer proves the link alive and gives
-// a first RTT), then every interval; too many consecutive misses stop the link.
-func (l *link) heartbeat(env linkEnv, conn *websocket.Conn, readerDone <-chan struct{}) {
-	missed := 0
-	t := time.NewTimer(0)
-	defer t.Stop()
+// pinger sends the pings the engine asks for and reports each outcome.
+func (l *link) pinger(env linkEnv, conn *websocket.Conn, readerDone <-chan struct{}) {
 	for {
+		var timeout time.Duration
 		select {
 		case <-l.ctx.Done():
 			return
 		case <-readerDone:
 			return
-		case <-t.C:
-		}
-		if l.starved.Load() {
-			// The reader is parked on back-pressure from a slow handler
-			// and cannot read pongs: an unanswered ping proves nothing.
-			missed = 0
-			t.Reset(env.cfg.HeartbeatInterval)
-			continue
+		case timeout = <-l.pings:
 		}
 		// Under root, not l.ctx: a ping cut off by a stop would make the
 		// library drop the connection before the close handshake. A stop
 		// ends a ping in flight by closing the connection.
-		ctx, cancel := context.WithTimeout(l.root, env.cfg.HeartbeatTimeout)
+		ctx, cancel := context.WithTimeout(l.root, timeout)
 		start := time.Now()
 		err := conn.Ping(ctx)
+		rtt := time.Since(start)
 		cancel()
-		switch {
-		case err == nil:
-			missed = 0
-			env.post(linkEvent{link: l, kind: evRTT, rtt: time.Since(start)})
-		case l.ctx.Err() != nil:
+		if l.ctx.Err() != nil {
 			return
-		default:
-			missed++
-			if missed >= env.cfg.MissedHeartbeats {
-				env.post(linkEvent{link: l, kind: evClosed,
-					err: fmt.Errorf("link dead: %d heartbeats unanswered", missed)})
-				l.stop(0)
-				return
-			}
 		}
-		t.Reset(env.cfg.HeartbeatInterval)
+		// A reader parked on back-pressure cannot read the pong: an
+		// unanswered ping then proves nothing.
+		if !env.post(engine.PingDone{Link: l.id, RTT: rtt, Err: err, Starved: err != nil && l.starved.Load()}) {
+			return
+		}
 	}
 }
 
@@ -198,7 +174,7 @@ func (l *link) read(env linkEnv, conn *websocket.Conn, done chan<- struct{}) {
 	for {
 		typ, r, err := conn.Reader(l.root)
 		if err != nil {
-			env.post(linkEvent{link: l, kind: evClosed, err: closeCause(err)})
+			env.post(engine.LinkClosed{Link: l.id, Err: closeCause(err)})
 			return
 		}
 		buf.Reset()
@@ -206,25 +182,23 @@ func (l *link) read(env linkEnv, conn *websocket.Conn, done chan<- struct{}) {
 		if err == nil && n > env.cfg.ReadLimit {
 			_, err = io.Copy(io.Discard, r)
 			if err == nil {
-				env.post(linkEvent{link: l, kind: evBadFrame,
-					err: fmt.Errorf("%w: over %d bytes", wire.ErrTooLarge, env.cfg.ReadLimit)})
+				env.post(engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: over %d bytes", wire.ErrTooLarge, env.cfg.ReadLimit)})
 				continue
 			}
 		}
 		if err != nil {
-			env.post(linkEvent{link: l, kind: evClosed, err: closeCause(err)})
+			env.post(engine.LinkClosed{Link: l.id, Err: closeCause(err)})
 			return
 		}
 		if typ != websocket.MessageText {
-			env.post(linkEvent{link: l, kind: evBadFrame, err: fmt.Errorf("%w: binary frame", wire.ErrMalformed)})
+			env.post(engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: binary frame", wire.ErrMalformed)})
 			continue
 		}
-		ev := decodeEvent(l, buf.Bytes(), env.cfg.Secret)
-		ev.at = time.Now()
-		if ev.kind == evGossip && !l.takeCredit(env.credits) {
+		in := decodeInput(l.id, buf.Bytes(), env.cfg.Secret)
+		if _, gossip := in.(engine.GossipReceived); gossip && !l.takeCredit(env.credits) {
 			return
 		}
-		if !env.post(ev) {
+		if !env.post(in) {
 			return
 		}
 	}
@@ -248,41 +222,40 @@ func (l *link) takeCredit(credits chan<- struct{}) bool {
 	}
 }
 
-// decodeEvent turns one frame into the event the loop should see.
-func decodeEvent(l *link, frame, secret []byte) linkEvent {
-	ev := linkEvent{link: l}
-	bad := func(err error) linkEvent {
-		ev.kind, ev.err = evBadFrame, err
-		return ev
-	}
-	envl, err := wire.Decode(frame, secret)
+// decodeInput turns one frame into the engine's input.
+func decodeInput(id engine.LinkID, frame, secret []byte) engine.Input {
+	bad := func(err error) engine.Input { return engine.FrameRejected{Link: id, Err: err} }
+	env, err := wire.Decode(frame, secret)
 	if err != nil {
 		return bad(err)
 	}
-	ev.typ = envl.Type
 	switch {
-	case envl.Type == wire.TypeWelcome:
-		ev.kind = evWelcome
-		ev.welcome, err = envl.Welcome()
-	case envl.Type == wire.TypeGoodbye:
-		ev.kind = evGoodbye
-		ev.goodbye, err = envl.Goodbye()
-	case envl.Type.IsGossip():
-		ev.kind = evGossip
-		ev.msg, err = envl.Message()
-		if err == nil && ev.msg.Type == "PUT" && ev.msg.MessageID == "" {
+	case env.Type == wire.TypeWelcome:
+		w, err := env.Welcome()
+		if err != nil {
+			return bad(err)
+		}
+		return engine.Welcomed{Link: id, Welcome: w}
+	case env.Type == wire.TypeGoodbye:
+		g, err := env.Goodbye()
+		if err != nil {
+			return bad(err)
+		}
+		return engine.GoodbyeReceived{Link: id, Goodbye: g}
+	case env.Type.IsGossip():
+		m, err := env.Message()
+		if err == nil && m.Type == "PUT" && m.MessageID == "" {
 			err = fmt.Errorf("%w: PUT without message_id cannot be deduplicated", wire.ErrMalformed)
 		}
-	default:
-		err = fmt.Errorf("%w: a substrate never sends %s", wire.ErrMalformed, envl.Type)
+		if err != nil {
+			return bad(err)
+		}
+		return engine.GossipReceived{Link: id, Type: env.Type, Message: m}
 	}
-	if err != nil {
-		return bad(err)
-	}
-	return ev
+	return bad(fmt.Errorf("%w: a substrate never sends %s", wire.ErrMalformed, env.Type))
 }
 
-// closeCause turns a read error into the reason reported with evClosed.
+// closeCause turns a read error into the reason reported with LinkClosed.
 func closeCause(err error) error {
 	if errors.Is(err, websocket.ErrMessageTooBig) {
 		// Our side hit the hard limit: the library closed the link (1009).

@@ -46,9 +46,8 @@ func TestMigratesOnMeasuredLatency(t *testing.T) {
 			rec := &recordingPolicy{Evaluator: pol}
 			cfg := fastConfig()
 			cfg.Decider = rec
-			cfg.HandshakeTimeout = 5 * time.Second // a few round trips of 120ms, under -race
-			cfg.HeartbeatInterval = 50 * time.Millisecond
-			cfg.HeartbeatTimeout = 2 * time.Second // longer than the slow round trip
+			cfg.Tuning.HandshakeTimeout = 5 * time.Second // a few round trips of 120ms, under -race
+			cfg.Tuning.HeartbeatInterval = 50 * time.Millisecond
 			h := newHarness(t, cfg)
 			slow, fast := h.start("sub-slow", 0), h.start("sub-fast", 0)
 			slowP, fastP := newTestProxy(t, slow, slowDelay), newTestProxy(t, fast, fastDelay)

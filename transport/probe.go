@@ -83,7 +83,7 @@ func Probe(ctx context.Context, s Substrate, opt ProbeOptions) (time.Duration, e
 func (n *Node) measure(ctx context.Context, obs Observation) Observation {
 	primary := n.Status().Primary
 	opt := ProbeOptions{TLSConfig: n.cfg.TLSConfig, HTTPHeader: n.cfg.HTTPHeader}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.Tuning.HandshakeTimeout)
 	defer cancel()
 	cands := slices.Clone(obs.Candidates)
 	var wg sync.WaitGroup

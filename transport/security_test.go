@@ -85,7 +85,7 @@ func TestUnsignedFramesFromPrimaryAreNeverActedOn(t *testing.T) {
 	// proves nothing is still pending.
 	h.observe(nil)
 	st := h.node.Status()
-	if st.State != fsm.Attached || st.Primary.ID != "sub-a" || st.Candidate.ID != "" || st.Stats.Forced != 0 ||
+	if st.State != fsm.Attached || st.Primary.ID != "sub-a" || len(st.Candidates) != 0 || st.Stats.Forced != 0 ||
 		h.took(fsm.Goodbye, fsm.Handshaking) {
 		t.Fatalf("a forged frame moved the node: %+v\n%s", st, h.timeline())
 	}
@@ -210,7 +210,7 @@ func TestSecretNeverLogged(t *testing.T) {
 	b.Kill()
 	h.eventually("rejoined after the primary died", func() bool {
 		st := h.node.Status()
-		return st.Stats.Detaches >= 1 && st.Stats.Joins >= 2
+		return st.Stats.Reattached >= 1 && st.Stats.Joins >= 2
 	})
 	stop()
 
@@ -331,7 +331,7 @@ func TestWSSWithCustomCA(t *testing.T) {
 	// The primary dies: the node rejoins the other TLS substrate, over wss.
 	b.Kill()
 	h.waitAttached("sub-a")
-	if st := h.node.Status(); st.Stats.Detaches != 1 || !strings.HasPrefix(st.Primary.URL, "wss://") {
+	if st := h.node.Status(); st.Stats.Reattached != 1 || !strings.HasPrefix(st.Primary.URL, "wss://") {
 		t.Fatalf("rejoin over wss: primary %q, stats %+v", st.Primary.URL, st.Stats)
 	}
 }

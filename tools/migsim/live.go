@@ -19,6 +19,7 @@ import (
 	"github.com/repram/handover/fsm"
 	"github.com/repram/handover/policy"
 	"github.com/repram/handover/transport"
+	"github.com/repram/handover/transport/engine"
 )
 
 // LiveConfig configures live mode: one real transient node against
@@ -124,7 +125,7 @@ func (s *schedule) Forced()                {}
 func probeID(ctx context.Context, cfg LiveConfig, t liveTarget) (string, error) {
 	n, err := transport.New(transport.Config{
 		Identity: transport.Identity{NodeID: cfg.NodeID + "-probe", Enclave: cfg.Enclave, Address: "127.0.0.1"},
-		Secret:   cfg.Secret, HandshakeTimeout: 5 * time.Second,
+		Secret:   cfg.Secret, Tuning: engine.Tuning{HandshakeTimeout: 5 * time.Second},
 	})
 	if err != nil {
 		return "", err
@@ -201,11 +202,9 @@ func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
 		begin     = time.Now()
 	)
 	tcfg := transport.Config{
-		Identity:         transport.Identity{NodeID: cfg.NodeID, Enclave: cfg.Enclave, Address: "127.0.0.1"},
-		Secret:           cfg.Secret,
-		HandshakeTimeout: cfg.Transport.HandshakeTimeout.D(), OverlapGrace: cfg.Transport.OverlapGrace.D(),
-		OverlapMin: cfg.Transport.OverlapMin.D(), OverlapMax: cfg.Transport.OverlapMax.D(),
-		HeartbeatInterval: cfg.Transport.Heartbeat.D(),
+		Identity: transport.Identity{NodeID: cfg.NodeID, Enclave: cfg.Enclave, Address: "127.0.0.1"},
+		Secret:   cfg.Secret,
+		Tuning:   cfg.Transport.tuning(cfg.Cycle),
 		Handler: func(g transport.Gossip) {
 			mu.Lock()
 			byID[g.Message.MessageID]++
@@ -286,7 +285,7 @@ func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
 				}
 				var via *liveTarget
 				for i := range targets {
-					if t := &targets[(seq+i)%len(targets)]; t.id != st.Primary.ID && t.id != st.Candidate.ID && t.id != next {
+					if t := &targets[(seq+i)%len(targets)]; t.id != st.Primary.ID && !racing(st, t.id) && t.id != next {
 						via = t
 						break
 					}
@@ -369,7 +368,7 @@ loop:
 	if cfg.MigrateEvery > 0 {
 		res.Policy = "schedule"
 	}
-	moves, switchMs := analyze(entries)
+	moves, switchMs, _ := analyze(entries)
 	res.Switches = len(moves)
 	res.PingPongs = pingPongs(moves, policy.Default().PingPongWindow)
 	res.SwitchMsP50, res.SwitchMsP99 = percentile(switchMs, 50), percentile(switchMs, 99)
@@ -440,4 +439,14 @@ func runLive(ctx context.Context, f flags, out io.Writer) error {
 		return errFailed
 	}
 	return nil
+}
+
+// racing reports whether substrate id is one of the node's candidates.
+func racing(st transport.Status, id string) bool {
+	for _, c := range st.Candidates {
+		if c.ID == id {
+			return true
+		}
+	}
+	return false
 }

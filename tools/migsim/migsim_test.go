@@ -224,7 +224,7 @@ func TestLiveAgainstSubstratetest(t *testing.T) {
 	res, err := Live(context.Background(), LiveConfig{Targets: targets, Secret: secret, Enclave: substratetest.DefaultEnclave,
 		NodeID: "live-node", Cycle: 50 * time.Millisecond, MigrateEvery: 300 * time.Millisecond, Duration: 1500 * time.Millisecond,
 		PublishRate: 100,
-		Transport: Timings{OverlapGrace: Duration(30 * time.Millisecond), OverlapMin: Duration(100 * time.Millisecond),
+		Transport: Timings{OverlapFloor: Duration(30 * time.Millisecond), OverlapGrace: Duration(60 * time.Millisecond),
 			OverlapMax: Duration(time.Second), HandshakeTimeout: Duration(time.Second), Heartbeat: Duration(100 * time.Millisecond)}})
 	stop.Store(true)
 	<-pubDone

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,21 +57,38 @@ func (o Options) Label() string {
 	return string(o.Policy) + " " + o.Strategy
 }
 
-// Entry is one line of the timeline.
+// EntryKind says what a timeline entry records.
+type EntryKind string
+
+// The kinds of timeline entries.
+const (
+	KindTransition EntryKind = "transition" // the node's machine took a transition
+	KindFault      EntryKind = "fault"      // the scenario applied a fault
+	KindPhase      EntryKind = "phase"      // a phase of the scenario began
+)
+
+// Entry is one line of the timeline. A transition entry carries the step
+// as the machine took it; the others only a reason.
 type Entry struct {
-	At        time.Duration // since the run started
-	Cycle     int
-	Kind      string // "transition", "fault" or "phase"
-	From, To  string // states
-	Event     string
-	Path      string
-	Primary   string // after the transition
-	Candidate string // after the transition
-	Reason    string
+	At          time.Duration // since the run started
+	Cycle       int
+	Kind        EntryKind
+	Step        fsm.Step
+	Primary     string // after the transition
+	Candidate   string // after the transition
+	PrevPrimary string // before the transition
+	Reason      string
 }
 
-// pathBreak marks the break-before-make baseline's own close-then-dial step.
-const pathBreak = "break"
+// has reports whether the entry's transition carries out action a.
+func (e Entry) has(a fsm.Action) bool { return slices.Contains(e.Step.Actions, a) }
+
+// letsPrimaryGo reports whether the transition gives up the primary link
+// without promoting a successor: the break of break-before-make, or a
+// primary that died before the new link was up.
+func (e Entry) letsPrimaryGo() bool {
+	return (e.has(fsm.CloseOld) || e.has(fsm.DropOld)) && !e.has(fsm.PromoteCandidate)
+}
 
 // Result is everything a run measured.
 type Result struct {
@@ -95,6 +113,7 @@ type recorder struct {
 	published map[string]time.Time
 	delivered map[string]int
 	joinedAt  time.Time
+	primary   string // after the last transition
 }
 
 func newRecorder(sc *Scenario) *recorder {
@@ -122,20 +141,23 @@ func (r *recorder) add(e Entry) {
 func (r *recorder) transition(tr transport.Transition) {
 	r.mu.Lock()
 	if r.joinedAt.IsZero() && (r.enclaves[tr.Primary] == r.node ||
-		(tr.Step.To == fsm.Overlapping && r.enclaves[tr.Candidate] == r.node)) {
+		(slices.Contains(tr.Step.Actions, fsm.StartOverlap) && r.enclaves[tr.Candidate] == r.node)) {
 		// From here on a substrate of the node's enclave forwards to it:
 		// every later publication is owed to the node.
 		r.joinedAt = tr.At
 	}
+	prev := r.primary
+	r.primary = tr.Primary
 	r.mu.Unlock()
-	r.add(transitionEntry(tr, r.start))
+	e := transitionEntry(tr, r.start)
+	e.PrevPrimary = prev
+	r.add(e)
 }
 
 // transitionEntry is tr as a timeline entry, timed from start.
 func transitionEntry(tr transport.Transition, start time.Time) Entry {
-	return Entry{At: tr.At.Sub(start), Kind: "transition", From: string(tr.Step.From), To: string(tr.Step.To),
-		Event: string(tr.Step.Event), Path: string(tr.Step.Path), Primary: tr.Primary, Candidate: tr.Candidate,
-		Reason: tr.Reason}
+	return Entry{At: tr.At.Sub(start), Kind: KindTransition, Step: tr.Step, Primary: tr.Primary,
+		Candidate: tr.Candidate, Reason: tr.Reason}
 }
 
 func (r *recorder) deliver(g transport.Gossip) {
@@ -159,16 +181,6 @@ func (r *recorder) missing() int {
 
 func (r *recorder) owed(at time.Time) bool { return !r.joinedAt.IsZero() && !at.Before(r.joinedAt) }
 
-// driver is one way of running the transient node: make-before-break
-// (transport.Node as is) or the break-before-make baseline.
-type driver interface {
-	attach(ctx context.Context, s transport.Substrate) error
-	observe(ctx context.Context, obs transport.Observation) error
-	primary() string
-	stats() transport.Stats
-	close(ctx context.Context) error
-}
-
 // run is one scenario run in progress.
 type run struct {
 	sc    *Scenario
@@ -177,7 +189,8 @@ type run struct {
 	mesh  *substratetest.Mesh
 	subs  []*substratetest.Substrate
 	alive []atomic.Bool
-	drv   driver
+	node  *transport.Node
+	trs   chan struct{} // closed when every transition is recorded
 
 	faultsMu sync.Mutex
 	armed    []Fault
@@ -205,19 +218,27 @@ func Run(ctx context.Context, sc *Scenario, opt Options) (*Result, error) {
 	cfg := sc.transportConfig(sc.Node.ID)
 	cfg.Logger = opt.Logger
 	cfg.Handler = r.rec.deliver
-	if opt.Strategy == BreakBeforeMake {
-		r.drv, err = newBreakBeforeMake(cfg, opt.Policy, r)
-	} else {
-		r.drv, err = newMakeBeforeBreak(cfg, opt.Policy, r.rec)
-	}
-	if err != nil {
+	cfg.BreakBeforeMake = opt.Strategy == BreakBeforeMake
+	if cfg.Decider, err = policy.NewStrategy(opt.Policy, cfg.Policy); err != nil {
 		return nil, err
 	}
+	if r.node, err = transport.New(cfg); err != nil {
+		return nil, err
+	}
+	r.trs = make(chan struct{})
+	go func(ch <-chan transport.Transition) {
+		defer close(r.trs)
+		for tr := range ch {
+			r.rec.transition(tr)
+		}
+	}(r.node.Subscribe(1 << 14))
 	res, err := r.loop(ctx)
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if cerr := r.drv.close(cctx); err == nil && cerr != nil {
+	if cerr := r.node.Close(cctx); err == nil && cerr != nil {
 		err = fmt.Errorf("close the node: %w", cerr)
+	} else if cerr == nil {
+		<-r.trs
 	}
 	r.faultWG.Wait()
 	if err != nil {
@@ -226,7 +247,7 @@ func Run(ctx context.Context, sc *Scenario, opt Options) (*Result, error) {
 	r.rec.mu.Lock()
 	res.Entries = append([]Entry(nil), r.rec.entries...)
 	r.rec.mu.Unlock()
-	res.Summary = summarize(res, r.rec, r.drv.stats())
+	res.Summary = summarize(res, r.rec, r.node.Status().Stats)
 	return res, nil
 }
 
@@ -250,7 +271,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		res.Alive[i] = make([]bool, sc.Cycles+1)
 	}
 	start, _ := r.byID(sc.Start)
-	if err := r.drv.attach(ctx, start); err != nil {
+	if err := r.node.Attach(ctx, start); err != nil {
 		return nil, err
 	}
 	stopPub := r.publish()
@@ -260,7 +281,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		r.rec.cycle.Store(int64(c))
 		for _, p := range sc.Phases {
 			if p.From == c {
-				r.rec.add(Entry{Kind: "phase", Reason: p.Name})
+				r.rec.add(Entry{Kind: KindPhase, Reason: p.Name})
 			}
 		}
 		r.faults(c)
@@ -271,7 +292,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 		case <-time.After(time.Until(begin.Add(time.Duration(c) * cycle))):
 		}
 		obs := transport.Observation{}
-		cur := r.drv.primary()
+		cur := r.node.Status().Primary.ID
 		for i := range sc.Substrates {
 			res.Alive[i][c] = r.alive[i].Load()
 			lat := sc.Latency(i, c)
@@ -283,7 +304,7 @@ func (r *run) loop(ctx context.Context) (*Result, error) {
 				obs.Candidates = append(obs.Candidates, transport.Candidate{Substrate: r.substrate(i), Latency: lat})
 			}
 		}
-		if err := r.drv.observe(ctx, obs); err != nil {
+		if _, err := r.node.Observe(ctx, obs); err != nil {
 			stopPub()
 			return nil, fmt.Errorf("cycle %d: observe: %w", c, err)
 		}
@@ -350,14 +371,16 @@ func (r *run) faults(c int) {
 	}
 }
 
-// trigger fires armed faults when the node starts leaving their substrate.
+// trigger fires armed faults when the node starts leaving their substrate:
+// its overlap with a new one begins, or break-before-make lets it go.
 func (r *run) trigger(e Entry) {
 	leaving := ""
 	switch {
-	case e.Kind == "transition" && e.To == string(fsm.Overlapping):
+	case e.Kind != KindTransition:
+	case e.has(fsm.StartOverlap):
 		leaving = e.Primary
-	case e.Path == pathBreak:
-		leaving = e.Primary
+	case e.letsPrimaryGo() && e.Step.Path == fsm.PathMigrate:
+		leaving = e.PrevPrimary
 	}
 	if leaving == "" {
 		return
@@ -414,61 +437,14 @@ func (r *run) apply(f Fault) {
 		what = "mesh propagation delay now " + f.Value
 	case "kill":
 		r.alive[i].Store(false)
-		r.rec.add(Entry{Kind: "fault", Primary: f.Substrate, Reason: what})
+		r.rec.add(Entry{Kind: KindFault, Primary: f.Substrate, Reason: what})
 		s.Kill()
 		return
 	case "shutdown":
 		r.alive[i].Store(false)
-		r.rec.add(Entry{Kind: "fault", Primary: f.Substrate, Reason: what})
+		r.rec.add(Entry{Kind: KindFault, Primary: f.Substrate, Reason: what})
 		r.faultWG.Go(func() { s.Shutdown(nil, true) })
 		return
 	}
-	r.rec.add(Entry{Kind: "fault", Primary: f.Substrate, Reason: what})
-}
-
-// makeBeforeBreak drives one transport.Node: the project as shipped.
-type makeBeforeBreak struct {
-	node *transport.Node
-	done chan struct{}
-}
-
-func newMakeBeforeBreak(cfg transport.Config, s policy.Strategy, rec *recorder) (*makeBeforeBreak, error) {
-	pol, err := policy.NewStrategy(s, cfg.Policy)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Decider = pol
-	n, err := transport.New(cfg)
-	if err != nil {
-		return nil, err
-	}
-	d := &makeBeforeBreak{node: n, done: make(chan struct{})}
-	ch := n.Subscribe(1 << 14)
-	go func() {
-		defer close(d.done)
-		for tr := range ch {
-			rec.transition(tr)
-		}
-	}()
-	return d, nil
-}
-
-func (d *makeBeforeBreak) attach(ctx context.Context, s transport.Substrate) error {
-	return d.node.Attach(ctx, s)
-}
-
-func (d *makeBeforeBreak) observe(ctx context.Context, obs transport.Observation) error {
-	_, err := d.node.Observe(ctx, obs)
-	return err
-}
-
-func (d *makeBeforeBreak) primary() string        { return d.node.Status().Primary.ID }
-func (d *makeBeforeBreak) stats() transport.Stats { return d.node.Status().Stats }
-
-func (d *makeBeforeBreak) close(ctx context.Context) error {
-	err := d.node.Close(ctx)
-	if err == nil {
-		<-d.done
-	}
-	return err
+	r.rec.add(Entry{Kind: KindFault, Primary: f.Substrate, Reason: what})
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/repram/handover/fsm"
 	"github.com/repram/handover/transport"
+	"github.com/repram/handover/transport/engine"
 	"github.com/repram/handover/transport/substratetest"
 	"github.com/repram/handover/transport/wire"
 )
@@ -141,9 +142,9 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleResult, error) {
 		counts[i] = c
 		n, err := transport.New(transport.Config{
 			Identity: transport.Identity{NodeID: fmt.Sprintf("t%04d", i), Enclave: substratetest.DefaultEnclave, Address: "127.0.0.1"},
-			Secret:   secret, HandshakeTimeout: 10 * time.Second, OverlapGrace: 100 * time.Millisecond,
-			OverlapMin: 300 * time.Millisecond, OverlapMax: 5 * time.Second, HeartbeatInterval: 5 * time.Second,
-			RejoinBackoff: 100 * time.Millisecond, RejoinBackoffMax: time.Second, DeliveryBuffer: 64,
+			Secret:   secret, DeliveryBuffer: 64,
+			Tuning: engine.Tuning{OverlapGrace: 100 * time.Millisecond, OverlapMax: 5 * time.Second,
+				RejoinBackoff: 100 * time.Millisecond, RejoinBackoffMax: time.Second},
 			Handler: func(g transport.Gossip) {
 				c.mu.Lock()
 				c.seen[g.Message.MessageID]++
@@ -178,7 +179,7 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleResult, error) {
 	}
 	settled := func(n *transport.Node, not string) bool {
 		st := n.Status()
-		return st.Primary.ID != "" && st.Primary.ID != not && st.Candidate.ID == "" &&
+		return st.Primary.ID != "" && st.Primary.ID != not && len(st.Candidates) == 0 &&
 			(st.State == fsm.Attached || st.State == fsm.Cooldown)
 	}
 	if err := waitAll(ctx, nodes, 60*time.Second, func(n *transport.Node) bool { return settled(n, "") }); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/repram/handover/policy"
 	"github.com/repram/handover/transport"
+	"github.com/repram/handover/transport/engine"
 )
 
 // Scenario is a simulated network, read from a JSON file in
@@ -45,8 +46,8 @@ type Scenario struct {
 // Timings are the transport's timings for the run, scaled to the cycle.
 type Timings struct {
 	HandshakeTimeout Duration `json:"handshake_timeout"`
+	OverlapFloor     Duration `json:"overlap_floor"`
 	OverlapGrace     Duration `json:"overlap_grace"`
-	OverlapMin       Duration `json:"overlap_min"`
 	OverlapMax       Duration `json:"overlap_max"`
 	Heartbeat        Duration `json:"heartbeat"`
 	GoodbyeGap       Duration `json:"goodbye_gap"` // between a shutting-down substrate's two goodbyes
@@ -363,17 +364,24 @@ func (sc *Scenario) PhaseAt(c int) string {
 
 // transportConfig is the node configuration the scenario implies.
 func (sc *Scenario) transportConfig(id string) transport.Config {
-	t := sc.Transport
 	return transport.Config{
-		Identity:          transport.Identity{NodeID: id, Enclave: sc.Node.Enclave, Address: "127.0.0.1"},
-		Secret:            []byte(sc.Secret),
-		Policy:            sc.Policy.Config(),
+		Identity: transport.Identity{NodeID: id, Enclave: sc.Node.Enclave, Address: "127.0.0.1"},
+		Secret:   []byte(sc.Secret),
+		Policy:   sc.Policy.Config(),
+		Tuning:   sc.Transport.tuning(sc.Cycle.D()),
+	}
+}
+
+// tuning is the engine tuning the timings imply; zero fields keep the
+// engine's defaults.
+func (t Timings) tuning(cycle time.Duration) engine.Tuning {
+	return engine.Tuning{
 		HandshakeTimeout:  t.HandshakeTimeout.D(),
+		OverlapFloor:      t.OverlapFloor.D(),
 		OverlapGrace:      t.OverlapGrace.D(),
-		OverlapMin:        t.OverlapMin.D(),
 		OverlapMax:        t.OverlapMax.D(),
 		HeartbeatInterval: t.Heartbeat.D(),
-		RejoinBackoff:     sc.Cycle.D() / 4,
-		RejoinBackoffMax:  2 * sc.Cycle.D(),
+		RejoinBackoff:     cycle / 4,
+		RejoinBackoffMax:  2 * cycle,
 	}
 }

@@ -57,7 +57,7 @@ func summarize(res *Result, rec *recorder, st transport.Stats) Summary {
 	sc := res.Scenario
 	s := Summary{Scenario: sc.Name, Strategy: res.Options.Strategy, Policy: string(res.Options.Policy),
 		Cycles: sc.Cycles, Seconds: math.Round(res.Elapsed.Seconds()*10) / 10,
-		Migrations: st.Migrations, Cancelled: st.Cancelled, Accelerated: st.Accelerated, Forced: st.Forced,
+		Cancelled: st.Cancelled, Accelerated: st.Accelerated, Forced: st.Forced,
 		Detaches: st.Detaches, DuplicatesDropped: st.DuplicatesDropped,
 		StaleEventsDropped: st.StaleEventsDropped, FramesRejected: st.FramesRejected}
 	rec.mu.Lock()
@@ -78,39 +78,47 @@ func summarize(res *Result, rec *recorder, st transport.Stats) Summary {
 		}
 	}
 	rec.mu.Unlock()
-	moves, switchMs := analyze(res.Entries)
+	moves, switchMs, migrations := analyze(res.Entries)
+	s.Migrations = migrations
 	s.Switches = len(moves)
 	s.PingPongs = pingPongs(moves, sc.Policy.Config().WithDefaults().PingPongWindow)
 	s.SwitchMsP50, s.SwitchMsP99 = percentile(switchMs, 50), percentile(switchMs, 99)
 	return s
 }
 
-// analyze derives the changes of primary and each policy migration's
-// switch time (candidate_better to the old link closed or gone; for
-// break-before-make, to the new link attached) from the timeline.
-func analyze(entries []Entry) ([]move, []float64) {
+// switchStarts are the paths on which the node sets out to change its
+// primary: the policy's migration and the moves it is made to make.
+var switchStarts = []fsm.Path{fsm.PathMigrate, fsm.PathForced, fsm.PathSuspect, fsm.PathReattach}
+
+// analyze derives the changes of primary and each switch's time from the
+// timeline. A switch starts on a transition that dials the first candidate
+// of a move (candidate_better, a goodbye, a suspicion, a death) and ends
+// when a candidate is promoted, the old link being closed or gone then;
+// for break-before-make that is the new link attached. A cancel ends it
+// without a switch. migrations counts the policy's switches completed by
+// the switch itself (overlap_done, or break-before-make's new link up),
+// not by an accelerate.
+func analyze(entries []Entry) (moves []move, ms []float64, migrations int) {
 	var (
-		moves   []move
-		ms      []float64
 		prim    string
 		forced  bool
 		started = time.Duration(-1)
 	)
 	for _, e := range entries {
-		if e.Kind != "transition" {
+		if e.Kind != KindTransition {
 			continue
 		}
+		st := e.Step
 		switch {
-		case e.Event == string(fsm.CandidateBetter):
-			started = e.At
-		case e.Path == string(fsm.PathForced) || e.Path == string(fsm.PathDetach) ||
-			(e.Path == pathBreak && e.Event == string(fsm.Goodbye)):
-			forced, started = true, -1
-		case e.Path == string(fsm.PathCancel) || e.Path == pathBreak+"_back":
+		case started < 0 && slices.Contains(switchStarts, st.Path) && (e.has(fsm.DialCandidate) || e.has(fsm.DialAlternative)):
+			started, forced = e.At, st.Path != fsm.PathMigrate
+		case st.Path == fsm.PathCancel || st.Path == fsm.PathDetach:
 			started = -1
-		case started >= 0 && (e.Event == string(fsm.OverlapDone) || e.Path == string(fsm.PathAccelerate) ||
-			(e.From == string(fsm.Joining) && e.To == string(fsm.Attached))):
+		case started >= 0 && e.has(fsm.PromoteCandidate):
 			ms = append(ms, float64((e.At-started).Microseconds())/1000)
+			if !forced && st.Path != fsm.PathAccelerate {
+				migrations++
+			}
 			started = -1
 		}
 		if e.Primary != "" && e.Primary != prim {
@@ -120,7 +128,7 @@ func analyze(entries []Entry) ([]move, []float64) {
 			prim, forced = e.Primary, false
 		}
 	}
-	return moves, ms
+	return moves, ms, migrations
 }
 
 // pingPongs counts returns to the substrate the previous policy migration
@@ -169,8 +177,8 @@ func WriteHeader(w io.Writer, sc *Scenario, opt Options) {
 	}
 	fmt.Fprintln(w)
 	t := sc.Transport
-	fmt.Fprintf(w, "  transport: handshake timeout %v, overlap grace %v / min %v / max %v, heartbeat %v\n",
-		t.HandshakeTimeout.D(), t.OverlapGrace.D(), t.OverlapMin.D(), t.OverlapMax.D(), t.Heartbeat.D())
+	fmt.Fprintf(w, "  transport: handshake timeout %v, overlap floor %v / grace %v / max %v, heartbeat %v (0: the default)\n",
+		t.HandshakeTimeout.D(), t.OverlapFloor.D(), t.OverlapGrace.D(), t.OverlapMax.D(), t.Heartbeat.D())
 	fmt.Fprintln(w, "  substrates:")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "    id\tenclave\tmesh delay\tlatency fed to the policy (from cycle: value ±jitter)")
@@ -211,16 +219,17 @@ func WriteTimeline(w io.Writer, entries []Entry) {
 		at := fmt.Sprintf("%.2fs", e.At.Seconds())
 		cyc := fmt.Sprint(e.Cycle)
 		switch e.Kind {
-		case "phase":
+		case KindPhase:
 			rows = append(rows, []string{"── cycle " + cyc + ": " + e.Reason + " ──"})
-		case "fault":
+		case KindFault:
 			rows = append(rows, []string{at, cyc, "* fault *", "", e.Primary, "", e.Reason})
 		default:
-			ev := e.Event
-			if p := pathNote(e.Path); p != "" {
+			ev := string(e.Step.Event)
+			if p := pathNote(e); p != "" {
 				ev += " (" + p + ")"
 			}
-			rows = append(rows, []string{at, cyc, e.From + " → " + e.To, ev, dash(e.Primary), dash(e.Candidate), e.Reason})
+			rows = append(rows, []string{at, cyc, string(e.Step.From) + " → " + string(e.Step.To), ev,
+				dash(e.Primary), dash(e.Candidate), e.Reason})
 		}
 	}
 	writeColumns(w, rows, 2)
@@ -263,22 +272,27 @@ func writeColumns(w io.Writer, rows [][]string, rightAligned int) {
 	}
 }
 
-func pathNote(p string) string {
-	switch p {
-	case string(fsm.PathCancel):
+// pathNote is what the timeline says of a transition beside its event.
+func pathNote(e Entry) string {
+	if breaks(e) {
+		return string(e.Step.Path) + ", break first"
+	}
+	switch p := e.Step.Path; p {
+	case fsm.PathCancel:
 		return "cancel, keep old"
-	case string(fsm.PathAccelerate):
-		return "accelerate"
-	case string(fsm.PathForced):
-		return "forced"
-	case string(fsm.PathContinue):
+	case fsm.PathAccelerate, fsm.PathForced, fsm.PathSuspect, fsm.PathRace, fsm.PathReattach:
+		return strings.ReplaceAll(string(p), "_", " ")
+	case fsm.PathContinue:
 		return "continue alone"
-	case pathBreak:
-		return "break first"
-	case pathBreak + "_back":
-		return "failed, back"
 	}
 	return ""
+}
+
+// breaks reports whether the entry is break-before-make's own step: the
+// primary let go on purpose before a new link is up.
+func breaks(e Entry) bool {
+	p := e.Step.Path
+	return e.letsPrimaryGo() && p != fsm.PathContinue && p != fsm.PathDetach && p != fsm.PathReattach
 }
 
 func dash(s string) string {
@@ -299,7 +313,7 @@ func WriteSummary(w io.Writer, s Summary) {
 	row("lost", s.Lost, "owed, never delivered")
 	row("duplicates_delivered", s.DuplicatesDelivered, "handler calls for a message it already had")
 	row("duplicates_dropped", s.DuplicatesDropped, "dropped by the node's dedup during overlaps")
-	row("migrations", s.Migrations, "completed switches (overlap_done; break-before-make: reattached)")
+	row("migrations", s.Migrations, "the policy's switches completed (overlap_done; break-before-make: new link up)")
 	row("cancelled", s.Cancelled, "migrations given up, old substrate kept")
 	row("accelerated", s.Accelerated, "old link died mid-overlap, new one promoted")
 	row("forced", s.Forced, "migrations started by a goodbye")

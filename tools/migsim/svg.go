@@ -101,14 +101,10 @@ func SVG(res *Result) []byte {
 	var segs []seg
 	cur, since := "", 0.0
 	for _, e := range res.Entries {
-		if e.Kind != "transition" {
+		if e.Kind != KindTransition {
 			continue
 		}
-		prim := e.Primary
-		if e.Path == pathBreak {
-			prim = "" // the baseline closed its only link
-		}
-		if prim != cur {
+		if prim := e.Primary; prim != cur {
 			segs = append(segs, seg{since, e.At.Seconds(), cur})
 			cur, since = prim, e.At.Seconds()
 		}
@@ -181,7 +177,7 @@ func SVG(res *Result) []byte {
 			dash = fmt.Sprintf(` stroke-dasharray="%s"`, st.dash)
 		}
 		p(`<line x1="%.1f" x2="%.1f" y1="%.0f" y2="%.0f" stroke="%s" stroke-width="1.5"%s><title>%s</title></line>`+"\n",
-			xx, xx, top, stripY+stripH, st.color, dash, esc(fmt.Sprintf("%.2fs %s: %s", e.At.Seconds(), e.Event, e.Reason)))
+			xx, xx, top, stripY+stripH, st.color, dash, esc(fmt.Sprintf("%.2fs %s: %s", e.At.Seconds(), e.Step.Event, e.Reason)))
 		sym := map[string]string{"migrate": "▲", "accelerate": "▲", "cancel": "✗", "forced": "◆", "break": "▼"}[kind]
 		p(`<text x="%.1f" y="%.0f" text-anchor="middle" fill="%s" font-size="12">%s</text>`+"\n", xx, top-4, st.color, sym)
 	}
@@ -236,19 +232,19 @@ func SVG(res *Result) []byte {
 
 // markKind classifies a timeline entry for the plot.
 func markKind(e Entry) string {
-	if e.Kind != "transition" {
+	if e.Kind != KindTransition {
 		return ""
 	}
-	switch {
-	case e.Path == pathBreak:
+	switch p := e.Step.Path; {
+	case breaks(e):
 		return "break"
-	case e.Event == string(fsm.OverlapDone):
+	case e.Step.Event == fsm.OverlapDone:
 		return "migrate"
-	case e.Path == string(fsm.PathAccelerate):
+	case p == fsm.PathAccelerate:
 		return "accelerate"
-	case e.Path == string(fsm.PathCancel) || e.Path == pathBreak+"_back":
+	case p == fsm.PathCancel:
 		return "cancel"
-	case e.Path == string(fsm.PathForced):
+	case p == fsm.PathForced || p == fsm.PathSuspect:
 		return "forced"
 	}
 	return ""

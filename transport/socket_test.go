@@ -1,0 +1,236 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/transport/substratetest"
+	"github.com/repram/handover/transport/wire"
+)
+
+func (h *harness) publishedLen() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.published)
+}
+
+// logSink captures a node's zerolog output for assertions on logged reasons.
+type logSink struct {
+	mu    sync.Mutex
+	lines [][]byte
+	part  bytes.Buffer
+}
+
+// newLogSink makes cfg log everything, at debug level, into the sink.
+func newLogSink(cfg *Config) *logSink {
+	s := &logSink{}
+	l := zerolog.New(s).Level(zerolog.DebugLevel)
+	cfg.Logger = &l
+	return s
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.part.Write(p)
+	for {
+		line, err := s.part.ReadBytes('\n')
+		if err != nil {
+			s.part.Write(line) // an incomplete line waits for the rest
+			return len(p), nil
+		}
+		s.lines = append(s.lines, line)
+	}
+}
+
+func (s *logSink) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.lines)
+}
+
+// has reports whether a line from index since on has message msg and every
+// field of want (a field's value must contain the wanted text).
+func (s *logSink) has(since int, msg string, want map[string]string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, line := range s.lines[min(since, len(s.lines)):] {
+		var e map[string]any
+		if json.Unmarshal(line, &e) != nil || e["message"] != msg {
+			continue
+		}
+		ok := true
+		for k, v := range want {
+			if got, _ := e[k].(string); !strings.Contains(got, v) {
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *logSink) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(bytes.Join(s.lines, nil))
+}
+
+// Back-pressure, the fault that is not an event. A primary that stops
+// reading: the node's Send is bounded by its ctx and never blocks the event
+// loop; a write cut short by the ctx leaves a partial WebSocket frame, so
+// the library closes the link, the node sees old_died and reattaches
+// elsewhere. (Heartbeats alone would find the dead reader too, after
+// MissedHeartbeats; they are slowed here so the Send is what breaks it.)
+func TestSendToPrimaryThatStopsReading(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig()
+	cfg.Tuning.HeartbeatInterval = time.Minute
+	h, a, _, _ := setup(t, cfg)
+	a.SetNoRead(true)
+
+	done := make(chan struct{})
+	loopErr := make(chan error, 1)
+	go func() {
+		defer close(loopErr)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := h.node.Observe(ctx, Observation{})
+			cancel()
+			if err != nil {
+				loopErr <- fmt.Errorf("the event loop did not answer while a Send was blocked: %w", err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	big := wire.Message{Type: "PUT", From: "t1", Timestamp: time.Now().Unix(), MessageID: "big", Data: make([]byte, 256<<10)}
+	var err error
+	sends := 0
+	for ; sends < 1000 && err == nil; sends++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err = h.node.Send(ctx, wire.TypePut, big)
+		cancel()
+	}
+	close(done)
+	if e := <-loopErr; e != nil {
+		t.Fatal(e)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("after %d sends to a primary that does not read: %v, want context.DeadlineExceeded", sends, err)
+	}
+	t.Logf("send %d blocked until its ctx expired: %v", sends, err)
+	// Under load the ctx may also expire before the write starts (the
+	// link is then intact); more bounded sends break it mid-frame.
+	for i := 0; i < 50 && !h.took(fsm.OldDied, fsm.Joining); i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_ = h.node.Send(ctx, wire.TypePut, big)
+		cancel()
+	}
+	h.eventually("the broken primary dropped", func() bool { return h.took(fsm.OldDied, fsm.Joining) })
+	h.waitAttached("sub-b")
+	from := h.publishedLen()
+	time.Sleep(100 * time.Millisecond)
+	h.exactlyOnceFrom(from)
+}
+
+// A handler that stalls holds at most DeliveryBuffer messages in the node;
+// the links stop reading, the substrate keeps the rest, the event loop keeps
+// answering, and nothing is lost once the handler resumes.
+func TestSlowHandlerBackPressure(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig()
+	cfg.DeliveryBuffer = 16
+	cfg.Tuning.MissedHeartbeats = 2
+	cfg.Tuning.SuspectMin, cfg.Tuning.SuspectMax = 100*time.Millisecond, 200*time.Millisecond
+	mesh := substratetest.NewMesh(substratetest.MeshConfig{Secret: cfg.Secret})
+	t.Cleanup(mesh.Close)
+	a, err := mesh.Start(substratetest.Config{ID: "sub-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	got := map[string]int{}
+	cfg.Handler = func(g Gossip) {
+		<-release
+		mu.Lock()
+		got[g.Message.MessageID]++
+		mu.Unlock()
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, node: n}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	if err := n.Attach(context.Background(), sub(a)); err != nil {
+		t.Fatal(err)
+	}
+	h.waitAttached("sub-a")
+	const total = 300
+	var ids []string
+	for range total {
+		m, err := mesh.Publish(wire.Message{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, m.MessageID)
+	}
+	h.eventually("the delivery buffer full", func() bool { return n.Status().Stats.Delivered == cfg.DeliveryBuffer })
+	// The loop answers while the handler is stuck, and accepts no more.
+	for range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := n.Observe(ctx, Observation{})
+		cancel()
+		if err != nil {
+			t.Fatalf("event loop blocked by a stuck handler: %v", err)
+		}
+		if d := n.Status().Stats.Delivered; d > cfg.DeliveryBuffer {
+			t.Fatalf("%d messages accepted while the handler was stuck, buffer %d", d, cfg.DeliveryBuffer)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Stay stuck past MissedHeartbeats pings on silence: the parked reader
+	// cannot read pongs, and that must not be taken for a dead link.
+	time.Sleep(time.Duration(2*cfg.Tuning.MissedHeartbeats+2) * (cfg.Tuning.SuspectMin + cfg.Tuning.SuspectMax))
+	close(release)
+	h.eventually("every message handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == total
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Errorf("message %s handled %d times", id, got[id])
+		}
+	}
+	if st := n.Status(); st.Stats.Detaches != 0 || st.Stats.Suspected != 0 || st.Primary.ID != "sub-a" {
+		t.Errorf("back-pressure cost the link: %+v on %q", st.Stats, st.Primary.ID)
+	}
+}
