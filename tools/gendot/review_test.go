@@ -30,22 +30,27 @@ attach        joining   ignored
 restart
 attach        joining
 `, []want{{to: fsm.Joining, path: fsm.PathJoin}, {to: fsm.Joining, reason: "already joining: the race is running"}, {to: fsm.Joining, path: fsm.PathJoin}}, ""},
-		{"no guard named: the fallback first", `
+		{"no alternative: the fallback", `
 attach        joining   join
 new_failed    detached  detach
 `, []want{{to: fsm.Joining, path: fsm.PathJoin}, {to: fsm.Detached, path: fsm.PathDetach}}, ""},
-		{"no guard named, only a guarded branch fits: the first", `
-attach        joining   join
-new_failed    joining   race
+		{"an alternative queued", `
+attach                        joining   join
+new_failed[has_alternative]   joining   race
 `, []want{{to: fsm.Joining, path: fsm.PathJoin}, {to: fsm.Joining, guard: fsm.HasAlternative, path: fsm.PathRace}}, ""},
-		{"the guard named picks its branch", `
-attach        joining   join
-new_failed    joining   race   [others_racing]
-`, []want{{to: fsm.Joining, path: fsm.PathJoin}, {to: fsm.Joining, guard: fsm.OthersRacing, path: fsm.PathRace}}, ""},
-		{"the chart disagrees", "attach joining join\nhandshake_ok overlapping migrate\n", nil, "x.txt:2: the chart has no handshake_ok in joining leading to overlapping"},
-		{"a wrong path", "attach joining migrate\n", nil, "x.txt:1: the chart has no attach in detached"},
-		{"ignored but it is a transition", "attach detached ignored\n", nil, "x.txt:1:"},
-		{"an unknown column", "attach joining join extra\n", nil, `x.txt:1: unexpected "extra"`},
+		{"others racing, from the links dialled", `
+attach                           joining   join
+attempt_delay[has_alternative]   joining   race
+new_failed                       joining   race
+`, []want{{to: fsm.Joining, path: fsm.PathJoin}, {to: fsm.Joining, guard: fsm.HasAlternative, path: fsm.PathRace},
+			{to: fsm.Joining, guard: fsm.OthersRacing, path: fsm.PathRace}}, ""},
+		{"the chart disagrees", "attach joining join\nhandshake_ok overlapping migrate\n", nil, "x.txt:2: handshake_ok in joining went to attached"},
+		{"a wrong path", "attach joining migrate\n", nil, "x.txt:1: attach in detached went to joining"},
+		{"ignored but it is a transition", "attach joining ignored\n", nil, "x.txt:1:"},
+		{"a transition but it is ignored", "handshake_ok detached join\n", nil, "x.txt:1:"},
+		{"others_racing is not written", "attach[others_racing] joining join\n", nil, `x.txt:1: "attach[others_racing]"`},
+		{"an unknown event", "teleport joining join\n", nil, `x.txt:1: fsm: unknown event`},
+		{"four columns", "attach joining join extra\n", nil, `x.txt:1: want`},
 		{"a lone word", "attach\n", nil, "x.txt:1: want"},
 	}
 	for _, tc := range cases {

@@ -61,81 +61,74 @@ func readScenarios(c fsm.Chart, dir string) ([]scenario, error) {
 	return out, nil
 }
 
-// replay parses one scenario file and follows it on the chart. Each line
-// is "event state-after [ignored|path] [[guard]]", "restart", a comment or
-// blank. A line that names no guard is read as fsm's scenario test fires
-// it, with no guard holding: the pair's fallback, when it ends in the
-// expected state (on the path, when the line names one); failing that, the
-// first guarded transition that does, since the file says what happened,
-// not which guard held. A line naming [guard] takes that guard's branch. A line the chart contradicts is
-// an error naming FILE:LINE; go test ./fsm/ says the same in more detail.
+// replay parses one scenario file and plays it as fsm's scenario test does:
+// on a real fsm.Machine from the initial state, has_alternative holding
+// where a line writes event[has_alternative], others_racing evaluated from
+// the links the trace has dialled (fsm.Links). Lines are "event[guards]
+// state-after [ignored|path]", "restart", comments or blank (format:
+// testdata/fsm/README.md). A line the machine contradicts is an error
+// naming FILE:LINE; go test ./fsm/ says the same in more detail.
 func replay(c fsm.Chart, name string, data []byte) (scenario, error) {
 	sc := scenario{name: name}
 	es := edges(c)
-	cur := c.Initial
+	m, links := fsm.New(), fsm.Links{}
 	sr := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sr.Scan(); n++ {
 		raw := strings.TrimSpace(sr.Text())
 		text, comment, _ := strings.Cut(raw, "#")
 		f := strings.Fields(text)
-		if len(f) == 0 {
-			if c := strings.TrimSpace(comment); raw != "" && len(sc.steps) == 0 && !strings.HasPrefix(c, "event ") {
+		where := fmt.Sprintf("%s/%s.txt:%d", scenarioDir, name, n)
+		switch {
+		case len(f) == 0:
+			if c := strings.TrimSpace(comment); raw != "" && len(sc.steps) == 0 && !strings.HasPrefix(c, "event") {
 				sc.about = append(sc.about, c)
 			}
 			continue
-		}
-		where := fmt.Sprintf("%s/%s.txt:%d", scenarioDir, name, n)
-		if len(f) == 1 && f[0] == "restart" {
-			cur = c.Initial
-			sc.steps = append(sc.steps, step{line: n, restart: true, to: cur, edge: -1})
+		case len(f) == 1 && f[0] == "restart":
+			m, links = fsm.New(), fsm.Links{}
+			sc.steps = append(sc.steps, step{line: n, restart: true, to: m.State(), edge: -1})
 			continue
+		case len(f) < 2 || len(f) > 3:
+			return sc, fmt.Errorf("%s: want \"event[guards] state-after [ignored|path]\" or restart, got %q", where, text)
 		}
-		if len(f) < 2 {
-			return sc, fmt.Errorf("%s: want \"event state-after [ignored|path]\", got %q", where, text)
-		}
-		st := step{line: n, from: cur, event: fsm.Event(f[0]), to: fsm.State(f[1]), edge: -1}
-		var want string // "ignored", a path or ""
-		var guard fsm.Guard
-		for _, x := range f[2:] {
-			switch {
-			case strings.HasPrefix(x, "[") && strings.HasSuffix(x, "]") && guard == "":
-				guard = fsm.Guard(x[1 : len(x)-1])
-			case want == "":
-				want = x
-			default:
-				return sc, fmt.Errorf("%s: unexpected %q: gendot reads \"event state-after [ignored|path] [[guard]]\"; "+
-					"if the format grew, teach tools/gendot/scenario.go", where, x)
+		event, guards, bracket := strings.Cut(f[0], "[")
+		alt := false
+		if bracket {
+			if guards != string(fsm.HasAlternative)+"]" {
+				return sc, fmt.Errorf("%s: %q: a scenario states only [%s] (testdata/fsm/README.md); "+
+					"if the format grew, teach tools/gendot/scenario.go", where, f[0], fsm.HasAlternative)
 			}
+			alt = true
 		}
-		cell, ok := c.Cell(cur, st.event)
-		if !ok {
-			return sc, fmt.Errorf("%s: (%s, %s) is not declared in the chart", where, cur, st.event)
+		fired, err := m.Fire(fsm.Event(event), func(g fsm.Guard) bool { return links.Holds(g, alt) })
+		if err != nil {
+			return sc, fmt.Errorf("%s: %w", where, err)
 		}
-		fits := func(t *fsm.Transition) bool {
-			return t != nil && want != "ignored" && t.To == st.to && (want == "" || string(t.Path) == want)
+		links.Apply(fired.Actions)
+		want := ""
+		if len(f) == 3 {
+			want = f[2]
 		}
-		switch {
-		case guard == "" && fits(cell.Transition): // no guard held: the fallback
-			st.t = cell.Transition
-		case guard == "" && cell.Ignore != nil && st.to == cur && (want == "" || want == "ignored"):
-			st.reason = cell.Ignore.Reason
-		default:
-			for _, t := range cell.Guarded {
-				if fits(t) && (guard == "" || t.Guard == guard) {
+		if got := m.State(); got != fsm.State(f[1]) || (want == "ignored") != fired.Ignored ||
+			(want != "" && want != "ignored" && string(fired.Path) != want) {
+			return sc, fmt.Errorf("%s: %s in %s went to %s (path %q, ignored %v), the file says %s %s: "+
+				"fix the scenario or the chart (go test ./fsm/ explains)", where, event, fired.From, got, fired.Path, fired.Ignored, f[1], want)
+		}
+		st := step{line: n, from: fired.From, event: fired.Event, to: m.State(), edge: -1, reason: fired.Reason}
+		if !fired.Ignored {
+			cell, _ := c.Cell(fired.From, fired.Event)
+			for _, t := range append(cell.Guarded, cell.Transition) {
+				if t != nil && t.Guard == fired.Guard {
 					st.t = t
-					break
 				}
 			}
-		}
-		switch {
-		case st.t != nil:
+			if st.t == nil {
+				return sc, fmt.Errorf("%s: the machine took %s [%s] in %s, which the chart given to gendot does not declare",
+					where, fired.Event, fired.Guard, fired.From)
+			}
 			st.edge = edgeIndex(es, *st.t)
-		case st.reason == "":
-			return sc, fmt.Errorf("%s: the chart has no %s in %s leading to %s %s %s: fix the scenario or the chart (go test ./fsm/ explains)",
-				where, st.event, cur, st.to, want, guardText(guard))
 		}
 		sc.steps = append(sc.steps, st)
-		cur = st.to
 	}
 	if err := sr.Err(); err != nil {
 		return sc, fmt.Errorf("read %s: %w", name, err)
