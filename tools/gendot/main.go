@@ -230,7 +230,7 @@ func moduleRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("no go.mod at or above the working directory: run gendot inside the module or pass -out")
+			return "", errors.New("no go.mod at or above the working directory: run gendot inside the module, which holds the scenarios it reads (testdata/fsm/scenarios)")
 		}
 		dir = parent
 	}
