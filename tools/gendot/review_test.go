@@ -1,6 +1,7 @@
 package main
 
 import (
+	"html"
 	"regexp"
 	"strings"
 	"testing"
@@ -170,5 +171,28 @@ func TestEngineRulesAreListed(t *testing.T) {
 	}
 	if strings.Contains(fileData(t, "review.html"), `id="rules"`) {
 		t.Error("review.html has a rules section while the engine declares none")
+	}
+}
+
+func TestEveryOutputExplainsEveryGuard(t *testing.T) {
+	c := fsm.Declaration()
+	if len(c.Guards) == 0 {
+		t.Fatal("the chart declares no guards: this test checks nothing")
+	}
+	for _, g := range usedGuards(c) {
+		first := wrap(g.Meaning, guardWrap)[0]
+		for name, want := range map[string][]string{
+			"migration.dot":  {">" + guardText(g.Guard) + "<", html.EscapeString(first)},
+			"migration.svg":  {">" + guardText(g.Guard) + "</text>", html.EscapeString(first)},
+			"migration.mmd":  {"%% Guard " + guardText(g.Guard) + ": " + g.Meaning, "        " + guardText(g.Guard) + " " + g.Meaning},
+			"transitions.md": {"| `" + guardText(g.Guard) + "` | " + cell(g.Meaning) + " |"},
+			"review.html":    {"<tr><td><code>" + guardText(g.Guard) + "</code></td><td>" + html.EscapeString(g.Meaning) + "</td></tr>"},
+		} {
+			for _, w := range want {
+				if !strings.Contains(fileData(t, name), w) {
+					t.Errorf("%s does not explain %s: no %q", name, g.Guard, w)
+				}
+			}
+		}
 	}
 }
