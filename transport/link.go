@@ -25,9 +25,11 @@ type link struct {
 	target Substrate
 
 	// ctx ends when the link is stopped: it bounds the dial, the writes
-	// and the wait for a delivery credit. Reads and pings run under root
-	// (the node's), because cancelling them makes the WebSocket library
-	// drop the connection without the close handshake a clean stop needs.
+	// and the wait for a delivery credit. Pings run under root (the
+	// node's), because cancelling them makes the WebSocket library drop the
+	// connection without the close handshake a clean stop needs; reads run
+	// under no context at all (a context costs the library a watcher per
+	// frame) and end when run closes the connection, which every stop does.
 	ctx    context.Context
 	cancel context.CancelFunc
 	root   context.Context
@@ -170,15 +172,21 @@ func (l *link) pinger(env linkEnv, conn *websocket.Conn, readerDone <-chan struc
 func (l *link) read(env linkEnv, conn *websocket.Conn, done chan<- struct{}) {
 	defer env.wg.Done()
 	defer close(done)
-	var buf bytes.Buffer
+	var (
+		buf   bytes.Buffer
+		lim   io.LimitedReader
+		frame wire.Frame
+		dec   = wire.NewDecoder(env.cfg.Secret)
+	)
 	for {
-		typ, r, err := conn.Reader(l.root)
+		typ, r, err := conn.Reader(context.Background())
 		if err != nil {
 			env.post(engine.LinkClosed{Link: l.id, Err: closeCause(err)})
 			return
 		}
 		buf.Reset()
-		n, err := io.Copy(&buf, io.LimitReader(r, env.cfg.ReadLimit+1))
+		lim = io.LimitedReader{R: r, N: env.cfg.ReadLimit + 1}
+		n, err := io.Copy(&buf, &lim)
 		if err == nil && n > env.cfg.ReadLimit {
 			_, err = io.Copy(io.Discard, r)
 			if err == nil {
@@ -194,7 +202,7 @@ func (l *link) read(env linkEnv, conn *websocket.Conn, done chan<- struct{}) {
 			env.post(engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: binary frame", wire.ErrMalformed)})
 			continue
 		}
-		in := decodeInput(l.id, buf.Bytes(), env.cfg.Secret)
+		in := decodeInput(l.id, dec, buf.Bytes(), &frame)
 		if _, gossip := in.(engine.GossipReceived); gossip && !l.takeCredit(env.credits) {
 			return
 		}
@@ -222,37 +230,24 @@ func (l *link) takeCredit(credits chan<- struct{}) bool {
 	}
 }
 
-// decodeInput turns one frame into the engine's input.
-func decodeInput(id engine.LinkID, frame, secret []byte) engine.Input {
-	bad := func(err error) engine.Input { return engine.FrameRejected{Link: id, Err: err} }
-	env, err := wire.Decode(frame, secret)
-	if err != nil {
-		return bad(err)
+// decodeInput turns one frame into the engine's input, decoding it in one
+// pass into f (reused from frame to frame).
+func decodeInput(id engine.LinkID, dec *wire.Decoder, frame []byte, f *wire.Frame) engine.Input {
+	if err := dec.Decode(frame, f); err != nil {
+		return engine.FrameRejected{Link: id, Err: err}
 	}
 	switch {
-	case env.Type == wire.TypeWelcome:
-		w, err := env.Welcome()
-		if err != nil {
-			return bad(err)
+	case f.Type == wire.TypeWelcome:
+		return engine.Welcomed{Link: id, Welcome: f.Welcome}
+	case f.Type == wire.TypeGoodbye:
+		return engine.GoodbyeReceived{Link: id, Goodbye: f.Goodbye}
+	case f.Type.IsGossip():
+		if f.Message.Type == "PUT" && f.Message.MessageID == "" {
+			return engine.FrameRejected{Link: id, Err: fmt.Errorf("%w: PUT without message_id cannot be deduplicated", wire.ErrMalformed)}
 		}
-		return engine.Welcomed{Link: id, Welcome: w}
-	case env.Type == wire.TypeGoodbye:
-		g, err := env.Goodbye()
-		if err != nil {
-			return bad(err)
-		}
-		return engine.GoodbyeReceived{Link: id, Goodbye: g}
-	case env.Type.IsGossip():
-		m, err := env.Message()
-		if err == nil && m.Type == "PUT" && m.MessageID == "" {
-			err = fmt.Errorf("%w: PUT without message_id cannot be deduplicated", wire.ErrMalformed)
-		}
-		if err != nil {
-			return bad(err)
-		}
-		return engine.GossipReceived{Link: id, Type: env.Type, Message: m}
+		return engine.GossipReceived{Link: id, Type: f.Type, Message: f.Message}
 	}
-	return bad(fmt.Errorf("%w: a substrate never sends %s", wire.ErrMalformed, env.Type))
+	return engine.FrameRejected{Link: id, Err: fmt.Errorf("%w: a substrate never sends %s", wire.ErrMalformed, f.Type)}
 }
 
 // closeCause turns a read error into the reason reported with LinkClosed.

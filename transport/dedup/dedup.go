@@ -92,8 +92,10 @@ func New(cfg Config) *Set {
 // now. The empty id is never a duplicate and is not recorded: REPRAM sends
 // SYNC messages with message_id "", and those must always be delivered.
 //
-// Seen keeps id as a map key; it should not be a substring of a large buffer
-// the caller wants freed.
+// Seen keeps id as a map key as it is, without copying it, and allocates
+// nothing once the Set has grown to its size. An id should therefore not be
+// a substring of a large buffer the caller wants freed; the message ids that
+// wire.Decoder returns are each allocated on their own, and pin nothing.
 func (s *Set) Seen(id string, now time.Time) (dup bool) {
 	s.advance(now)
 	if id == "" {

@@ -114,6 +114,11 @@ type Tuning struct {
 var ErrNotDetached = errors.New("engine: attach: the node is not detached: it already has a substrate " +
 	"and migrates by itself (Observe); Attach is for the first attachment")
 
+// ErrNotDialable is returned by [Engine.Step] for an [Attach] to a substrate
+// the engine cannot dial: one without a URL, or this node itself.
+var ErrNotDialable = errors.New("engine: attach: the substrate cannot be dialled: give its ws:// or wss:// URL, " +
+	"and not this node's own id")
+
 // WithDefaults returns c with every zero field set to its default, or an
 // error naming the first invalid field.
 func (c Config) WithDefaults() (Config, error) {

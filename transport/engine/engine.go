@@ -68,7 +68,7 @@ type Engine struct {
 	primary *link
 	cands   []*link // racing candidates, in dial order
 	queue   []Substrate
-	moving  bool      // the race serves a forced move (goodbye, suspicion, death, rejoin)
+	moving  bool      // the race serves a forced move (goodbye, suspicion, death, rejoin, first attach)
 	target  Substrate // the policy's candidate, for dial_candidate
 	dialed  *link     // the link dial_* just opened, for send_hello
 	raceAt  time.Time // the attempt delay's deadline; zero when no race widens
@@ -236,11 +236,16 @@ func (e *Engine) emit(f Effect) { e.out = append(e.out, f) }
 
 // attach starts the first attachment.
 func (e *Engine) attach(s Substrate) error {
+	if s.URL == "" || (s.ID != "" && s.ID == e.cfg.NodeID) {
+		return fmt.Errorf("%w (id %q, URL %q)", ErrNotDialable, s.ID, s.URL)
+	}
 	e.reg.learn(s)
 	if e.m.State() != fsm.Detached {
 		return fmt.Errorf("%w (it is %s)", ErrNotDetached, e.m.State())
 	}
-	e.queue, e.moving, e.rejoinAt = []Substrate{s}, false, time.Time{}
+	// moving: the node needs a link, so a refusal's alternatives are raced
+	// at once instead of after a detach and the rejoin backoff.
+	e.queue, e.moving, e.rejoinAt = []Substrate{s}, true, time.Time{}
 	e.fire(fsm.Attach, nil, "embedder attach to "+s.URL)
 	return nil
 }
@@ -256,8 +261,8 @@ func (e *Engine) observe(obs Observe) {
 	}
 	byID := map[string]Substrate{}
 	for _, c := range obs.Candidates {
-		if c.ID == "" || c.ID == e.cfg.NodeID {
-			continue
+		if c.ID == "" || c.ID == e.cfg.NodeID || c.URL == "" {
+			continue // cannot be dialled: not offered to the policy
 		}
 		if k := e.reg.learn(c.Substrate); k != nil && c.Latency > 0 {
 			k.rtt = c.Latency
@@ -272,7 +277,12 @@ func (e *Engine) observe(obs Observe) {
 			e.log.Debug().Str("candidate", d.Candidate.ID).Msg("policy named the primary's own substrate: not a migration")
 			break
 		}
-		e.target = byID[d.Candidate.ID]
+		t, ok := byID[d.Candidate.ID]
+		if !ok {
+			e.log.Warn().Str("candidate", d.Candidate.ID).Msg("policy named a substrate this cycle did not observe: not a migration")
+			break
+		}
+		e.target = t
 		e.fire(fsm.CandidateBetter, nil, "policy: "+d.Reason)
 	case fsm.CooldownElapsed:
 		e.fire(fsm.CooldownElapsed, nil, "policy: "+d.Reason)
@@ -334,6 +344,10 @@ func (e *Engine) goodbye(in GoodbyeReceived) {
 		}
 	}
 	l.lastHeard = e.now
+	if isPrimary && l.goodbye {
+		e.log.Debug().Str("substrate", l.target.ID).Msg("repeated goodbye ignored")
+		return
+	}
 	e.reg.failed(l.target, e.now, e.cfg.FailureBackoff, e.cfg.FailureBackoffMax, e.rng)
 	if !isPrimary {
 		// A candidate's goodbye is a refusal ("at capacity"). In a forced
@@ -343,10 +357,6 @@ func (e *Engine) goodbye(in GoodbyeReceived) {
 			e.enqueue(rank(alts, e.cfg.Enclave, e.now, e.rng))
 		}
 		e.fire(fsm.NewFailed, l, fmt.Sprintf("%s refused: goodbye %q", l.target.ID, in.Goodbye.Reason))
-		return
-	}
-	if l.goodbye {
-		e.log.Debug().Str("substrate", l.target.ID).Msg("repeated goodbye ignored")
 		return
 	}
 	l.goodbye = true
@@ -384,7 +394,10 @@ func (e *Engine) gossip(in GossipReceived) {
 			skew, ok = o.fromNew(msg.MessageID, e.now)
 		}
 		if ok {
+			// A new sample may shrink the margin: the overlap may end
+			// earlier than the check scheduled with the previous margin.
 			e.skew.add(skew)
+			e.ovCheck = e.now
 		}
 	}
 	if e.seen.Seen(msg.MessageID, e.now) {
@@ -489,7 +502,8 @@ func (e *Engine) findLink(id LinkID) (*link, bool) {
 // prepareMove fills the queue for a move the node must make (goodbye,
 // suspicion, death): first the given alternatives and every other known
 // substrate, ranked together, but never the primary's own substrate nor a
-// racing one.
+// racing one. A candidate already racing then races the queue after the
+// attempt delay.
 func (e *Engine) prepareMove(alts []*known) {
 	var all []*known
 	seen := map[*known]bool{}
@@ -500,6 +514,22 @@ func (e *Engine) prepareMove(alts []*known) {
 		}
 	}
 	e.queue, e.moving = rank(all, e.cfg.Enclave, e.now, e.rng), true
+	// Candidates still racing without a welcome when the queue is refilled
+	// (the primary died or said goodbye mid-race): the attempt delay that
+	// found the old queue empty has passed, so widen the race with the new
+	// queue one attempt delay after the newest dial, not after the
+	// candidates' handshake timeout.
+	if e.raceAt.IsZero() && len(e.cands) > 0 && !slices.ContainsFunc(e.cands, func(c *link) bool { return c.welcome }) {
+		newest := e.cands[len(e.cands)-1].handshakeBy.Add(-e.cfg.HandshakeTimeout)
+		e.raceAt = maxTime(e.now, newest.Add(e.cfg.AttemptDelay))
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // enqueue appends what is not queued yet.

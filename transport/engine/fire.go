@@ -39,8 +39,12 @@ func (e *Engine) step(q event) {
 		e.log.Debug().Str("state", string(st.From)).Str("event", string(q.e)).Str("reason", st.Reason).Msg("event ignored")
 		return
 	}
+	dials := e.stats.Dials
 	for _, a := range st.Actions {
 		e.act(a, q.subject)
+	}
+	if st.Path == fsm.PathRace {
+		e.stats.RaceDials += e.stats.Dials - dials
 	}
 	e.count(st, q.subject)
 	tr := Transition{At: e.now, Step: st, Reason: q.reason}
@@ -98,7 +102,6 @@ func (e *Engine) act(a fsm.Action, subject *link) {
 	case fsm.DialAlternative:
 		if s := e.nextAlternative(true); s != nil {
 			e.dial(*s)
-			e.stats.RaceDials++
 			e.raceAt = e.now.Add(e.cfg.AttemptDelay)
 		}
 	case fsm.SendHello:

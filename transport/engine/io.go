@@ -28,6 +28,7 @@ type Input interface{ input() }
 // Embedder commands.
 type (
 	// Attach asks for a first attachment to Substrate. Refused with
+	// [ErrNotDialable] when Substrate has no URL or is this node, and with
 	// [ErrNotDetached] unless the engine is detached.
 	Attach struct{ Substrate Substrate }
 	// Observe ends one evaluation cycle with what was measured in it.

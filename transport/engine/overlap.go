@@ -19,15 +19,12 @@ const maxTracked = 100_000
 // both links (see skewEstimate), within [OverlapFloor, OverlapGrace].
 //
 // The new link has caught up when it answered a ping, two margins have
-// passed since the boundary (so one margin of the stream was checked), no
-// old-link message past the boundary and older than
-// the margin (younger ones may still be on their way to the new substrate)
-// is missing from it, and no exempt message missing from it arrived within
-// the last margin
-// (a tail of messages the new substrate never saw is still draining from
-// the old one, so the old link stays until it has drained). A steady stream
-// thus clocks the switch; with no traffic to measure, the margin alone
-// covers what may still be in flight to the old substrate.
+// passed since the boundary (so one margin of the stream was checked, and
+// the exempt tail, all of it older than the boundary, has drained), and no
+// old-link message past the boundary and older than the margin (younger
+// ones may still be on their way to the new substrate) is missing from it.
+// A steady stream thus clocks the switch; with no traffic to measure, the
+// margins alone cover what may still be in flight to the old substrate.
 type overlap struct {
 	link      LinkID // the new link
 	welcomeAt time.Time
@@ -96,12 +93,9 @@ func (o *overlap) check(now time.Time, margin time.Duration) (done bool, readyAt
 	readyAt = exemptUntil.Add(2 * margin)
 	inFlight := now.Add(-margin)
 	for _, at := range o.pending {
-		switch {
-		case at.Before(exemptUntil):
-			if t := at.Add(margin); t.After(readyAt) {
-				readyAt = t
-			}
-		case !at.After(inFlight):
+		// An exempt message (before the boundary) is never expected on the
+		// new link, and it drains by readyAt: it counts for nothing.
+		if !at.Before(exemptUntil) && !at.After(inFlight) {
 			behind++
 		}
 	}

@@ -2,9 +2,11 @@ package wire_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +18,10 @@ import (
 // the repository root with the other test data. To keep an input the fuzzer
 // found, move it from transport/wire/testdata/fuzz/FuzzDecode/ to here.
 var corpusDir = filepath.Join("..", "..", "testdata", "fuzz", "FuzzDecode")
+
+// frameCorpusDir holds FuzzDecodeFrame's own seeds, in the same format;
+// FuzzDecodeFrame also runs FuzzDecode's.
+var frameCorpusDir = filepath.Join("..", "..", "testdata", "fuzz", "FuzzDecodeFrame")
 
 // FuzzDecode checks Decode never panics, that anything it accepts under a
 // secret verifies, that each error wraps exactly one sentinel, and that a
@@ -177,4 +183,96 @@ func loadCorpus(tb testing.TB, dir string) [][][]byte {
 		seeds = append(seeds, seed)
 	}
 	return seeds
+}
+
+// reused holds one Decoder per secret across fuzz inputs, so state left
+// over from one frame that changed the next would show up as a difference.
+var reused = map[string]*wire.Decoder{}
+
+// FuzzDecodeFrame checks the one-pass decoder against the encoding/json
+// decoder it replaced (oracle_test.go): the same verdict (sentinel) and, on
+// success, the same type, raw payload and typed payload, deep-equal (nil
+// and empty slices told apart). The one allowed difference is a frame whose
+// keys repeat or fold case (see wire.Frame): the decoder may call it
+// malformed; keyIssue, written on encoding/json's tokenizer, must agree that
+// the frame has such a key. Decode, now a wrapper, is checked the same way,
+// and a reused Decoder must give what a fresh one gives.
+func FuzzDecodeFrame(f *testing.F) {
+	for _, v := range loadVectors(f) {
+		f.Add(v.frame, v.secret)
+		f.Add(v.frame, []byte(nil))
+	}
+	for _, dir := range []string{corpusDir, frameCorpusDir} {
+		for _, seed := range loadCorpus(f, dir) {
+			if len(seed) != 2 {
+				f.Fatalf("%s: a seed has 2 values ([]byte frame, []byte secret), got %d", dir, len(seed))
+			}
+			f.Add(seed[0], seed[1])
+		}
+	}
+	f.Fuzz(func(t *testing.T, frame, secret []byte) {
+		got, err := wire.DecodeFrame(frame, secret)
+		want, werr := oracleFrame(frame, secret)
+		checkVerdict(t, "DecodeFrame", frame, err, werr, true)
+		if err == nil && werr == nil {
+			if got.Type != want.Type || !bytes.Equal(got.Payload, want.Payload) {
+				t.Fatalf("DecodeFrame = %s %s, encoding/json read %s %s", got.Type, got.Payload, want.Type, want.Payload)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("DecodeFrame decoded\n%#v\nencoding/json decoded\n%#v", got, want)
+			}
+		}
+		if err != nil && !reflect.DeepEqual(got, wire.Frame{}) {
+			t.Fatalf("DecodeFrame returned %+v with its error", got)
+		}
+
+		d := reused[string(secret)]
+		if d == nil {
+			if len(reused) >= 64 {
+				clear(reused) // the fuzzer tries many secrets: bound the memory
+			}
+			d = wire.NewDecoder(secret)
+			reused[string(secret)] = d
+		}
+		var again wire.Frame
+		err2 := d.Decode(frame, &again)
+		if (err2 == nil) != (err == nil) || (err == nil && !reflect.DeepEqual(again, got)) {
+			t.Fatalf("a reused Decoder gave %+v, %v; a new one %+v, %v", again, err2, got, err)
+		}
+
+		env, err := wire.Decode(frame, secret)
+		wenv, werr := oracleDecode(frame, secret)
+		checkVerdict(t, "Decode", frame, err, werr, false)
+		if err == nil && werr == nil && !reflect.DeepEqual(env, wenv) {
+			t.Fatalf("Decode = %#v, encoding/json read %#v", env, wenv)
+		}
+	})
+}
+
+// checkVerdict fails t unless err, the decoder's verdict on frame, is the
+// oracle's werr (the same sentinel), or the documented difference on keys.
+func checkVerdict(t *testing.T, name string, frame []byte, err, werr error, payload bool) {
+	t.Helper()
+	sentinels := []error{wire.ErrMalformed, wire.ErrUnknownType, wire.ErrUnsigned, wire.ErrBadSignature, wire.ErrTooLarge}
+	kind := func(err error) error {
+		for _, s := range sentinels {
+			if errors.Is(err, s) {
+				return s
+			}
+		}
+		return err
+	}
+	if kind(err) == kind(werr) {
+		return
+	}
+	if errors.Is(err, wire.ErrMalformed) {
+		typ := wire.Type("")
+		if env, err := oracleDecode(frame, nil); err == nil {
+			typ = env.Type
+		}
+		if json.Valid(frame) && keyIssue(frame, typ, payload && typ != "") {
+			return
+		}
+	}
+	t.Fatalf("%s(%q) = %v; encoding/json's verdict is %v", name, frame, err, werr)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/repram/handover/transport/wire"
@@ -281,4 +282,62 @@ func TestGoldenValues(t *testing.T) {
 		MessageID: "1795600002000000000-1",
 		Key:       "<script>a&b</script>\u2028\u2029 \x00\x01\x1f\b\f\n\r\t\x7f\"\\/é",
 		Data:      []byte("<>&\u2028"), TTL: 60}, err)
+}
+
+// TestGoldenDecodeFrame decodes every golden frame in one pass and checks
+// the verdict, that the payload is the frame's bytes as they are, that the
+// typed payload is the one the envelope API decodes, and that it encodes
+// back to the same bytes.
+func TestGoldenDecodeFrame(t *testing.T) {
+	d := map[bool]*wire.Decoder{}
+	for _, v := range loadVectors(t) {
+		t.Run(v.String(), func(t *testing.T) {
+			f, err := wire.DecodeFrame(v.frame, v.secret)
+			if v.want != nil {
+				if !errors.Is(err, v.want) {
+					t.Fatalf("DecodeFrame = %v, want %v", err, v.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("DecodeFrame: %v", err)
+			}
+			env, err := wire.Decode(v.frame, v.secret)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if f.Type != env.Type || !bytes.Equal(f.Payload, env.Payload) || !bytes.Contains(v.frame, f.Payload) {
+				t.Fatalf("DecodeFrame = %s %s, Decode %s %s", f.Type, f.Payload, env.Type, env.Payload)
+			}
+			want, err := typed(env)
+			if err != nil {
+				t.Fatalf("payload: %v", err)
+			}
+			var got any
+			switch {
+			case f.Type.IsGossip():
+				got = f.Message
+			case f.Type == wire.TypeHello:
+				got = f.Hello
+			case f.Type == wire.TypeWelcome:
+				got = f.Welcome
+			default:
+				got = f.Goodbye
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("DecodeFrame payload\n%#v\nDecode then %s()\n%#v", got, f.Type, want)
+			}
+			if p, err := wire.Marshal(got); err != nil || !bytes.Equal(p, f.Payload) {
+				t.Errorf("Marshal(payload) = %s, %v; the frame has %s", p, err, f.Payload)
+			}
+			signed := len(v.secret) > 0
+			if d[signed] == nil {
+				d[signed] = wire.NewDecoder(v.secret)
+			}
+			var again wire.Frame
+			if err := d[signed].Decode(v.frame, &again); err != nil || !reflect.DeepEqual(again, f) {
+				t.Errorf("a reused Decoder gave %+v, %v", again, err)
+			}
+		})
+	}
 }
