@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/transport/engine"
 )
 
 // committed is where the generated files live, relative to this package.
@@ -31,7 +32,7 @@ func testInput() input {
 	if err != nil {
 		panic(err)
 	}
-	return input{chart: c, scenarios: sc}
+	return input{chart: c, scenarios: sc, rules: engine.Rules()}
 }
 
 func files(t *testing.T) []file {

@@ -6,8 +6,8 @@
 //	docs/statecharts/migration.svg   rendered in-process by Graphviz compiled to WebAssembly
 //	docs/statecharts/transitions.md  every (state, event) decision and every transition
 //	docs/statecharts/review.html     one self-contained page: the chart, the scenarios of
-//	                                 testdata/fsm/scenarios highlighted on it, the guards
-//	                                 and every decision
+//	                                 testdata/fsm/scenarios highlighted on it, the guards,
+//	                                 the engine's rules and every decision
 //
 // Run it from anywhere inside the module:
 //
@@ -34,6 +34,7 @@ import (
 	"strings"
 
 	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/transport/engine"
 )
 
 // defaultOut is where the files go, relative to the module root.
@@ -76,7 +77,7 @@ func run(ctx context.Context, dir string, check bool, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	files, err := generate(ctx, input{chart: c, scenarios: scenarios})
+	files, err := generate(ctx, input{chart: c, scenarios: scenarios, rules: engine.Rules()})
 	if err != nil {
 		return err
 	}
@@ -118,8 +119,8 @@ type file struct {
 // input is what the files are generated from.
 type input struct {
 	chart     fsm.Chart
-	scenarios []scenario // replayed on chart, for review.html
-	rules     []rule     // the engine's rules, for review.html and transitions.md
+	scenarios []scenario    // replayed on chart, for review.html
+	rules     []engine.Rule // the engine's rules, for review.html and transitions.md
 }
 
 // generate renders every file from the input, in a fixed order.

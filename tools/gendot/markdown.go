@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/transport/engine"
 )
 
 // Section titles of transitions.md; the tests find the tables by them.
@@ -21,7 +22,7 @@ const (
 // markdownFile renders transitions.md: the legend, an overview matrix, the
 // decision for every (state, event) pair with its actions or the reason it is
 // ignored, and the list of transitions with their meaning.
-func markdownFile(c fsm.Chart, rules []rule) ([]byte, error) {
+func markdownFile(c fsm.Chart, rules []engine.Rule) ([]byte, error) {
 	styles, err := usedStyles(c)
 	if err != nil {
 		return nil, err
@@ -72,13 +73,12 @@ func markdownFile(c fsm.Chart, rules []rule) ([]byte, error) {
 		p("| `%s` | %s |\n", guardText(g.Guard), cell(g.Meaning))
 	}
 
-	if len(rules) > 0 {
-		p("\n%s\n\n", mdRules)
-		p("What `transport/engine` does around the chart: when each rule applies and what it does.\n\n")
-		p("| rule | when | then |\n|---|---|---|\n")
-		for _, r := range rules {
-			p("| `%s` | %s | %s |\n", r.Name, cell(r.When), cell(r.Then))
-		}
+	p("\n%s\n\n", mdRules)
+	p("What `transport/engine` decides around the chart (`engine.Rules()`): how inputs become events, how guards are answered, ")
+	p("what the chart leaves open. Each rule is pinned by the test named.\n\n")
+	p("| rule | when | then | test |\n|---|---|---|---|\n")
+	for _, r := range rules {
+		p("| `%s` | %s | %s | `%s` |\n", r.Name, cell(r.When), cell(r.Then), r.Test)
 	}
 
 	p("\n%s\n\n", mdOverview)

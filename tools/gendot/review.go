@@ -7,14 +7,8 @@ import (
 	"strings"
 
 	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/transport/engine"
 )
-
-// rule is one rule of the migration engine (transport/engine): when it
-// applies and what the engine then does. review.html and transitions.md
-// list them next to the chart they drive.
-type rule struct {
-	Name, When, Then string
-}
 
 // pageSVG prepares the rendered chart for inlining in review.html: it drops
 // the XML prologue and doctype, and tags each line of a loop drawn inside
@@ -68,7 +62,7 @@ type (
 		Note, Summary string
 		SVG           template.HTML
 		Guards        []fsm.GuardInfo
-		Rules         []rule
+		Rules         []engine.Rule
 		States        []fsm.State
 		Rows          []eventRow
 		Scenarios     []scenarioView
@@ -130,9 +124,9 @@ func branch(es []edge, t *fsm.Transition) (branchView, error) {
 
 // reviewFile renders review.html: one self-contained page (inline CSS, JS
 // and SVG, nothing fetched) with the chart, the scenarios as paths that
-// light up on it, the guards, the engine's rules and every state × event
-// decision.
-func reviewFile(c fsm.Chart, svg []byte, scenarios []scenario, rules []rule) ([]byte, error) {
+// light up on it, the guards, the engine's rules (transport/engine.Rules:
+// what the engine does around the chart) and every state × event decision.
+func reviewFile(c fsm.Chart, svg []byte, scenarios []scenario, rules []engine.Rule) ([]byte, error) {
 	inline, err := pageSVG(svg, c)
 	if err != nil {
 		return nil, err

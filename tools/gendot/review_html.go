@@ -110,18 +110,16 @@ Pick a scenario from <code>testdata/fsm/scenarios</code> to light up its path; h
 {{- end}}
 </table>
 </section>
-{{- if .Rules}}
 <section id="rules">
 <h2>Engine rules</h2>
-<p>What <code>transport/engine</code> does around the chart: when each rule applies and what it does.</p>
+<p>What <code>transport/engine</code> decides around the chart (<code>engine.Rules()</code>): how inputs become events, how guards are answered, what the chart leaves open. Each rule is pinned by the test named.</p>
 <table>
-<tr><th>rule</th><th>when</th><th>then</th></tr>
+<tr><th>rule</th><th>when</th><th>then</th><th>test</th></tr>
 {{- range .Rules}}
-<tr><td><code>{{.Name}}</code></td><td>{{.When}}</td><td>{{.Then}}</td></tr>
+<tr><td><code>{{.Name}}</code></td><td>{{.When}}</td><td>{{.Then}}</td><td><code>{{.Test}}</code></td></tr>
 {{- end}}
 </table>
 </section>
-{{- end}}
 <section id="paths">
 <h2>Paths</h2>
 <table>
