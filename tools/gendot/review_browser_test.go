@@ -107,6 +107,9 @@ func TestReviewPageInChromium(t *testing.T) {
 	if got, want := eval[int](t, ctx, `document.querySelectorAll("#guards tr").length`), len(c.Guards)+1; got != want {
 		t.Errorf("the guards table has %d rows, want %d", got, want)
 	}
+	if got, want := eval[int](t, ctx, `document.querySelectorAll("#rules tr").length`), len(in.rules)+1; got != want {
+		t.Errorf("the engine rules table has %d rows, want %d", got, want)
+	}
 
 	es := edges(c)
 	for _, sc := range in.scenarios {
