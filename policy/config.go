@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // ErrInvalidConfig is wrapped by every error [Config.Validate] and [New]
@@ -43,11 +44,35 @@ type Config struct {
 	// PingPongRelaxCycles is how many cycles without a ping-pong on a pair
 	// halve its raised streak again, down to Streak. Default 30.
 	PingPongRelaxCycles int
+
+	// Filter is the measurement filter the rules compare: [FilterRobust]
+	// (the default) or [FilterNone] (this cycle's raw samples). The fields
+	// below apply to FilterRobust; docs/policy-filter.md explains the choice.
+	Filter Filter
+	// FilterK is the 3GPP layer-3 filter coefficient k: each sample moves a
+	// substrate's filtered log latency by a = 1/2^(k/4) of its distance
+	// (k = 4: a = 1/2, the 3GPP default). Larger k is smoother and slower.
+	// Default 4; at most 19 (3GPP's largest).
+	FilterK int
+	// NoiseMargin is how many standard errors of the two filtered latencies
+	// a candidate must beat the Improvement bar by, so that noise alone does
+	// not qualify it. Default 3.5.
+	NoiseMargin float64
+	// MinDifference is the least a filtered candidate must be faster than
+	// the filtered current attachment, whatever the ratio: microsecond
+	// differences on loopback never qualify. Default 1ms.
+	MinDifference time.Duration
+	// MaxMissedCycles is how many cycles in a row a substrate may go
+	// unmeasured before its filtered latency is forgotten (its next sample
+	// starts afresh). Default 3.
+	MaxMissedCycles int
 }
 
 // Default returns the seed's thresholds: 25% improvement, a streak of 2
 // cycles, 1 cooldown cycle, backoff 2 cycles doubling up to 32, ping-pong
-// window 8 cycles, damped streak up to 8, relaxed after 30 stable cycles.
+// window 8 cycles, damped streak up to 8, relaxed after 30 stable cycles;
+// compared on robust filtered latencies (k = 4, a noise margin of 3.5
+// standard errors, at least 1ms faster, forgotten after 3 missed cycles).
 func Default() Config {
 	return Config{
 		Improvement:         0.25,
@@ -58,6 +83,11 @@ func Default() Config {
 		PingPongWindow:      8,
 		PingPongMaxStreak:   8,
 		PingPongRelaxCycles: 30,
+		Filter:              FilterRobust,
+		FilterK:             4,
+		NoiseMargin:         3.5,
+		MinDifference:       time.Millisecond,
+		MaxMissedCycles:     3,
 	}
 }
 
@@ -68,6 +98,15 @@ func (c Config) WithDefaults() Config {
 	if c.Improvement == 0 {
 		c.Improvement = d.Improvement
 	}
+	if c.Filter == "" {
+		c.Filter = d.Filter
+	}
+	if c.NoiseMargin == 0 {
+		c.NoiseMargin = d.NoiseMargin
+	}
+	if c.MinDifference == 0 {
+		c.MinDifference = d.MinDifference
+	}
 	for _, f := range []struct{ v, def *int }{
 		{&c.Streak, &d.Streak},
 		{&c.CooldownCycles, &d.CooldownCycles},
@@ -76,6 +115,8 @@ func (c Config) WithDefaults() Config {
 		{&c.PingPongWindow, &d.PingPongWindow},
 		{&c.PingPongMaxStreak, &d.PingPongMaxStreak},
 		{&c.PingPongRelaxCycles, &d.PingPongRelaxCycles},
+		{&c.FilterK, &d.FilterK},
+		{&c.MaxMissedCycles, &d.MaxMissedCycles},
 	} {
 		if *f.v == 0 {
 			*f.v = *f.def
@@ -103,11 +144,31 @@ func (c Config) Validate() error {
 		{"PingPongWindow", c.PingPongWindow},
 		{"PingPongMaxStreak", c.PingPongMaxStreak},
 		{"PingPongRelaxCycles", c.PingPongRelaxCycles},
+		{"FilterK", c.FilterK},
+		{"MaxMissedCycles", c.MaxMissedCycles},
 	} {
 		if f.v < 0 {
 			return fmt.Errorf("%w: %s is %d: it counts evaluation cycles and must be at least 1; 0 selects the default",
 				ErrInvalidConfig, f.name, f.v)
 		}
+	}
+	if c.Filter != "" {
+		if _, err := ParseFilter(string(c.Filter)); err != nil {
+			return fmt.Errorf("%w: Filter is %q: want %q or %q; empty selects the default",
+				ErrInvalidConfig, c.Filter, FilterRobust, FilterNone)
+		}
+	}
+	if c.FilterK > 19 {
+		return fmt.Errorf("%w: FilterK is %d: it must be in 1..19 (a = 1/2^(k/4)); 0 selects the default 4",
+			ErrInvalidConfig, c.FilterK)
+	}
+	if math.IsNaN(c.NoiseMargin) || math.IsInf(c.NoiseMargin, 0) || c.NoiseMargin < 0 {
+		return fmt.Errorf("%w: NoiseMargin is %v: it counts standard errors and must be positive, e.g. 3; "+
+			"0 selects the default", ErrInvalidConfig, c.NoiseMargin)
+	}
+	if c.MinDifference < 0 {
+		return fmt.Errorf("%w: MinDifference is %v: it must be positive, e.g. 1ms; 0 selects the default",
+			ErrInvalidConfig, c.MinDifference)
 	}
 	r := c.WithDefaults()
 	if r.BackoffMaxCycles < r.BackoffCycles {

@@ -11,14 +11,23 @@
 //
 // An [Evaluator] is fed an [Observation] at the end of every evaluation cycle
 // and returns at most one [Decision]. All thresholds are fields of [Config];
-// the defaults are the seed's.
+// the defaults are the seed's, applied to filtered latencies.
 //
+//   - Filter. Each cycle's samples first update a per-substrate filter
+//     ([FilterRobust], the default: a 3GPP layer-3 filter on log latencies
+//     with an RFC 6298 style deviation and outlier handling); the rules
+//     compare filtered latencies. [FilterNone] compares raw samples, as the
+//     seed did; the naive baseline always does. docs/policy-filter.md
+//     explains the filter, its defaults and its limits.
 //   - Qualifying. A candidate in the node's enclave beats a current
 //     attachment outside it, whatever the latencies. A move out of the node's
 //     enclave never qualifies. Otherwise the candidate must be more than
 //     Improvement faster: new < (1-Improvement) × current, so exactly 25%
-//     faster does not qualify by default. The candidate's latency must be
-//     measured this cycle; the current's too when latencies are compared. A
+//     faster does not qualify by default; with the filter, by more than
+//     NoiseMargin standard errors of the two estimates and by more than
+//     MinDifference too. The candidate must be measured this cycle; the
+//     current's latency must be known when latencies are compared (with the
+//     filter, its estimate bridges up to MaxMissedCycles missing samples). A
 //     candidate with the current attachment's id is ignored: it is not a
 //     migration.
 //   - Streak. candidate_better names a candidate only once that same
@@ -54,8 +63,9 @@
 // # Replay
 //
 // [ParseTrace] reads a latency trace (format in testdata/traces/README.md)
-// and [Replay] runs a [Strategy] over it: [Hysteresis] (this policy) or
-// [Naive] (migrate whenever a candidate is faster this cycle), reporting
-// migrations, ping-pongs, reaction time to the trace's declared step changes
-// and time spent on a non-best substrate.
+// and [Replay] runs a [Strategy] over it: [Hysteresis] (this policy, with the
+// Config's filter) or [Naive] (migrate whenever a candidate is faster this
+// cycle), reporting migrations, ping-pongs, reaction time to the trace's
+// declared step changes and time spent on a non-best substrate.
+// [Evaluator.Estimate] exposes the filtered latencies, for logs.
 package policy

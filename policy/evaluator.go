@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/repram/handover/fsm"
@@ -81,6 +82,9 @@ type departure struct {
 // not safe for concurrent use: the transport driver's event loop owns it.
 type Evaluator struct {
 	p params
+	f filterParams
+
+	est map[string]*estimate // substrate id → filtered latency (filter on)
 
 	cycle    int // evaluation cycles ended so far
 	current  string
@@ -104,7 +108,7 @@ func New(cfg Config) (*Evaluator, error) {
 		return nil, err
 	}
 	c := cfg.WithDefaults()
-	return newEvaluator(params{
+	e := newEvaluator(params{
 		ratio:       1 - c.Improvement,
 		streak:      c.Streak,
 		cooldown:    c.CooldownCycles,
@@ -115,7 +119,16 @@ func New(cfg Config) (*Evaluator, error) {
 		maxStreak:   c.PingPongMaxStreak,
 		relaxCycles: c.PingPongRelaxCycles,
 		strategy:    Hysteresis,
-	}), nil
+	})
+	e.f = filterParams{
+		on:        c.Filter == FilterRobust,
+		gain:      math.Pow(2, -float64(c.FilterK)/4),
+		lnRatio:   math.Log(1 - c.Improvement),
+		margin:    c.NoiseMargin,
+		floor:     c.MinDifference,
+		maxMissed: c.MaxMissedCycles,
+	}
+	return e, nil
 }
 
 // NewNaive returns the baseline Evaluator: it proposes any candidate that is
@@ -134,6 +147,7 @@ func newEvaluator(p params) *Evaluator {
 		next:    map[string]int{},
 		backoff: map[string]*backedOff{},
 		pairs:   map[pair]*damped{},
+		est:     map[string]*estimate{},
 	}
 }
 
@@ -142,6 +156,7 @@ func newEvaluator(p params) *Evaluator {
 func (e *Evaluator) Evaluate(obs Observation) Decision {
 	e.cycle++
 	e.relax()
+	e.observe(obs)
 	if obs.Current.ID != e.streakBase {
 		// The attachment changed without Attached (or before it): streaks
 		// counted against another substrate mean nothing here.
@@ -162,7 +177,7 @@ func (e *Evaluator) Evaluate(obs Observation) Decision {
 		return Decision{}
 	}
 
-	var best Substrate
+	var best, bestF Substrate // bestF: with its filtered latency
 	found := false
 	clear(e.next)
 	for _, c := range obs.Candidates {
@@ -172,23 +187,37 @@ func (e *Evaluator) Evaluate(obs Observation) Decision {
 		if _, dup := e.next[c.ID]; dup {
 			continue // listed twice: count it once
 		}
-		if !qualifies(obs.Enclave, obs.Current, c, e.p.ratio) {
+		var ok bool
+		if e.f.on {
+			ok = e.qualifiesFiltered(obs.Enclave, obs.Current, c)
+		} else {
+			ok = qualifies(obs.Enclave, obs.Current, c, e.p.ratio)
+		}
+		if !ok {
 			continue
 		}
 		n := e.streaks[c.ID] + 1
 		e.next[c.ID] = n
-		if n >= e.required(obs.Current.ID, c.ID) && (!found || better(obs.Enclave, c, best)) {
-			best, found = c, true
+		cf := e.filtered(c)
+		if n >= e.required(obs.Current.ID, c.ID) && (!found || better(obs.Enclave, cf, bestF)) {
+			best, bestF, found = c, cf, true
 		}
 	}
 	e.streaks, e.next = e.next, e.streaks
 	if !found {
 		return Decision{}
 	}
+	kind := ""
+	cur := obs.Current
+	if e.f.on {
+		kind, cur = "filtered ", e.filtered(cur)
+		cur.Latency = cur.Latency.Round(time.Microsecond)
+		bestF.Latency = bestF.Latency.Round(time.Microsecond)
+	}
 	return Decision{Event: fsm.CandidateBetter, Candidate: best,
-		Reason: fmt.Sprintf("%s (enclave %q, %s) beat %s (enclave %q, %s) for %d consecutive cycles",
-			best.ID, best.Enclave, latency(best.Latency), obs.Current.ID, obs.Current.Enclave,
-			latency(obs.Current.Latency), e.streaks[best.ID])}
+		Reason: fmt.Sprintf("%s (enclave %q, %s%s) beat %s (enclave %q, %s%s) for %d consecutive cycles",
+			best.ID, best.Enclave, kind, latency(bestF.Latency), cur.ID, cur.Enclave,
+			kind, latency(cur.Latency), e.streaks[best.ID])}
 }
 
 // Attached tells the evaluator the attachment changed to id: first join,
@@ -198,7 +227,9 @@ func (e *Evaluator) Evaluate(obs Observation) Decision {
 // nothing, and the Evaluate ending the last of them returns cooldown_elapsed.
 // Counting resumes at the following Evaluate. It also detects a ping-pong
 // (a return to the substrate left within PingPongWindow cycles, unless that
-// departure was forced) and clears the backoff of id.
+// departure was forced) and clears the backoff of id. With the filter, the
+// estimates of id and of the substrate left start again from their next
+// sample (keeping their noise): they are now measured another way.
 func (e *Evaluator) Attached(id string) {
 	prev := e.current
 	if prev != "" && prev != id {
@@ -208,6 +239,10 @@ func (e *Evaluator) Attached(id string) {
 		e.left = &departure{id: prev, cycle: e.cycle, forced: e.forced}
 	}
 	e.forced = false
+	if prev != id {
+		e.restart(prev)
+		e.restart(id)
+	}
 	e.current = id
 	e.cooldown = e.p.cooldown + 1
 	clear(e.streaks)

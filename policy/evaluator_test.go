@@ -196,6 +196,9 @@ func TestEvaluatorRules(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			// The rules on raw samples: TestFilter* pin what the filter
+			// makes of the samples first.
+			c.cfg.Filter = FilterNone
 			e, err := New(c.cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -233,6 +236,7 @@ func TestBackoffDoublesAndResets(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.cfg.PingPongMaxStreak = 2 // no damping: the test moves s1 → s2 → s1 quickly
+			c.cfg.Filter = FilterNone   // s1 and s2 swap latencies: the rules on raw samples
 			e, err := New(c.cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -264,13 +268,14 @@ func TestBackoffDoublesAndResets(t *testing.T) {
 }
 
 func TestPingPongDamping(t *testing.T) {
-	// s1 and s2 trade places: whichever is current looks 50% slower.
+	// s1 and s2 trade places: whichever is current looks 50% slower. The
+	// rules on raw samples (a filter would hold each substrate's latency).
 	onS1 := obs(in("s1", ms(100)), in("s2", ms(50)))
 	onS2 := obs(in("s2", ms(100)), in("s1", ms(50)))
 
 	t.Run("returns within the window double the pair's streak up to the cap, then relax", func(t *testing.T) {
 		// A window long enough that every return below is a ping-pong.
-		e, err := New(Config{PingPongWindow: 20})
+		e, err := New(Config{PingPongWindow: 20, Filter: FilterNone})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -313,7 +318,7 @@ func TestPingPongDamping(t *testing.T) {
 	t.Run("a return slowed past the window stops counting", func(t *testing.T) {
 		// Once the streak is 8, a return takes 10 cycles: past the window of 8,
 		// so the streak stays below the cap of 16.
-		e, _ := New(Config{PingPongMaxStreak: 16})
+		e, _ := New(Config{PingPongMaxStreak: 16, Filter: FilterNone})
 		e.Attached("s1")
 		for i, want := range []int{2, 4, 8, 8, 8} {
 			o, to := onS1, "s2"
@@ -329,7 +334,7 @@ func TestPingPongDamping(t *testing.T) {
 	})
 
 	t.Run("a return after the window is not a ping-pong", func(t *testing.T) {
-		e, _ := New(Config{PingPongWindow: 5})
+		e, _ := New(Config{PingPongWindow: 5, Filter: FilterNone})
 		e.Attached("s1")
 		untilBetter(t, e, onS1, "s2")
 		e.Attached("s2")
@@ -343,7 +348,7 @@ func TestPingPongDamping(t *testing.T) {
 	})
 
 	t.Run("a return within the window is", func(t *testing.T) {
-		e, _ := New(Config{PingPongWindow: 5})
+		e, _ := New(Config{PingPongWindow: 5, Filter: FilterNone})
 		e.Attached("s1")
 		untilBetter(t, e, onS1, "s2")
 		e.Attached("s2")
@@ -402,6 +407,10 @@ func TestConfig(t *testing.T) {
 	if d.Improvement != 0.25 || d.Streak != 2 || d.CooldownCycles != 1 {
 		t.Fatalf("Default() = %+v: want the seed's 25%%, 2 cycles, 1 cooldown cycle", d)
 	}
+	if d.Filter != FilterRobust || d.FilterK != 4 || d.NoiseMargin != 3.5 || d.MinDifference != time.Millisecond ||
+		d.MaxMissedCycles != 3 {
+		t.Fatalf("Default() = %+v: want the robust filter, k 4, margin 3.5, 1ms, 3 missed cycles", d)
+	}
 	if g := (Config{Streak: 5}).WithDefaults(); g.Streak != 5 || g.Improvement != 0.25 {
 		t.Fatalf("WithDefaults overwrote a set field or missed a zero one: %+v", g)
 	}
@@ -428,6 +437,16 @@ func TestConfig(t *testing.T) {
 		{"negative damping cap", Config{PingPongMaxStreak: -1}, "PingPongMaxStreak"},
 		{"damping cap below streak", Config{Streak: 4, PingPongMaxStreak: 3}, "PingPongMaxStreak"},
 		{"negative relax", Config{PingPongRelaxCycles: -1}, "PingPongRelaxCycles"},
+		{"raw samples", Config{Filter: FilterNone}, ""},
+		{"filter tuned", Config{Filter: FilterRobust, FilterK: 19, NoiseMargin: 0.5, MinDifference: time.Microsecond,
+			MaxMissedCycles: 1}, ""},
+		{"unknown filter", Config{Filter: "kalman"}, "Filter"},
+		{"negative filter k", Config{FilterK: -1}, "FilterK"},
+		{"filter k above 3GPP's 19", Config{FilterK: 20}, "FilterK"},
+		{"negative noise margin", Config{NoiseMargin: -1}, "NoiseMargin"},
+		{"NaN noise margin", Config{NoiseMargin: nan()}, "NoiseMargin"},
+		{"negative min difference", Config{MinDifference: -time.Millisecond}, "MinDifference"},
+		{"negative missed cycles", Config{MaxMissedCycles: -1}, "MaxMissedCycles"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -3,11 +3,14 @@ package policy
 import (
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The checked-in traces are what the tests read. This generator documents how
@@ -147,4 +150,198 @@ func TestGenerateTraces(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for name, nt := range checkedInNoiseTraces() {
+		if err := os.WriteFile(filepath.Join(tracesDir, name), []byte(nt.text()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// noiseStepAt is where the checked-in noise traces' step is: 700 cycles of
+// equal means (any migration before it is a flap), then s2 at half.
+const noiseStepAt = 701
+
+// checkedInNoiseTraces are the noise traces kept in testdata/traces, by file
+// name: one per class, and the lure.
+func checkedInNoiseTraces() map[string]noiseTrace {
+	m := map[string]noiseTrace{}
+	for _, c := range noiseClasses {
+		m["noise-"+c.name+".csv"] = noiseTrace{class: c, cycles: noiseCycles, stepAt: noiseStepAt, frac: 0.5, seed: 1}
+	}
+	m["lure.csv"] = noiseTrace{class: noiseClasses[3], cycles: noiseCycles, frac: 0.5, lure: 4, seed: 1}
+	return m
+}
+
+// The checked-in noise traces are what the generator makes: the README's
+// numbers can be reproduced from the code.
+func TestNoiseTracesAreGenerated(t *testing.T) {
+	for name, nt := range checkedInNoiseTraces() {
+		b, err := os.ReadFile(filepath.Join(tracesDir, name))
+		if err != nil {
+			t.Fatalf("%v: regenerate with go test ./policy -run TestGenerateTraces -gen-traces", err)
+		}
+		if string(b) != nt.text() {
+			t.Errorf("%s differs from its generator: regenerate with go test ./policy -run TestGenerateTraces -gen-traces", name)
+		}
+		// The tests build the same traces in memory: they must read alike.
+		if parsed := loadTrace(t, name); !reflect.DeepEqual(parsed, nt.trace()) {
+			t.Errorf("%s parsed differs from the trace built in memory", name)
+		}
+	}
+}
+
+// A noise class draws one round-trip time in milliseconds around base for
+// substrate sub in cycle n. Every class has the same distribution on every
+// substrate of equal base, so with equal bases any migration is a flap.
+type noiseClass struct {
+	name, about string
+	base        float64 // the substrates' common base latency, ms
+	draw        func(r *rand.Rand, base float64, sub, n int) float64
+}
+
+// pareto draws from a Pareto distribution with scale xm and shape alpha.
+func pareto(r *rand.Rand, xm, alpha float64) float64 {
+	return xm / math.Pow(1-r.Float64(), 1/alpha)
+}
+
+func lognormal(sigma float64) func(r *rand.Rand, base float64, sub, n int) float64 {
+	return func(r *rand.Rand, base float64, _, _ int) float64 {
+		return base * math.Exp(sigma*r.NormFloat64()-sigma*sigma/2) // mean base
+	}
+}
+
+// wired is the small jitter under the heavy-tailed classes: σ 1 %, clipped
+// to ±3 % (0.4ms on 40ms, a wired path).
+func wired(r *rand.Rand, base float64) float64 {
+	return base * (1 + max(-0.03, min(0.03, 0.01*r.NormFloat64())))
+}
+
+var noiseClasses = []noiseClass{
+	{name: "lognormal20", base: 40, draw: lognormal(0.2),
+		about: "log-normal multiplicative noise, sigma 0.2 (a busy path)"},
+	{name: "lognormal30", base: 40, draw: lognormal(0.3),
+		about: "log-normal multiplicative noise, sigma 0.3 (loaded Wi-Fi)"},
+	{name: "lognormal40", base: 40, draw: lognormal(0.4),
+		about: "log-normal multiplicative noise, sigma 0.4 (a mobile path)"},
+	{name: "spikes", base: 40,
+		about: "rare large spikes: sigma 1% jitter, and in 2% of cycles a queue adds Pareto(20ms, 1.5) (mean 60ms)",
+		draw: func(r *rand.Rand, base float64, _, _ int) float64 {
+			v := wired(r, base)
+			if r.Float64() < 0.02 {
+				v += pareto(r, base/2, 1.5)
+			}
+			return v
+		}},
+	{name: "bimodal", base: 40,
+		about: "bimodal: sigma 1% jitter, and 3% of measurements wait for a retransmission (+200ms, the minimum RTO)",
+		draw: func(r *rand.Rand, base float64, _, _ int) float64 {
+			v := wired(r, base)
+			if r.Float64() < 0.03 {
+				v += 200
+			}
+			return v
+		}},
+	{name: "diurnal", base: 40,
+		about: "slow drift: every substrate ±30% over a 400-cycle day (the node's own access link), and sigma 1% jitter",
+		draw: func(r *rand.Rand, base float64, _, n int) float64 {
+			day := 1 + 0.3*math.Sin(2*math.Pi*float64(n)/400)
+			return wired(r, base*day)
+		}},
+	{name: "loopback", base: 0.15,
+		about: "loopback: 150µs round trips with log-normal sigma 0.5 and, in 1% of cycles, a scheduler\n" +
+			"stall of Pareto(0.5ms, 1.5): relative noise is huge, absolute differences are microseconds",
+		draw: func(r *rand.Rand, base float64, _, _ int) float64 {
+			v := base * math.Exp(0.5*r.NormFloat64()-0.125)
+			if r.Float64() < 0.01 {
+				v += pareto(r, 0.5, 1.5)
+			}
+			return v
+		}},
+}
+
+// noiseTrace is a generated trace of a noise class: substrates s1 (the
+// start), s2 and s3 in the node's enclave eu, all at the class's base. From
+// stepAt on (0: never) s2's base is frac × the others'; stepAt is marked
+// with @step.
+//
+// With home, the node is in eu but s1 and s2 are in us, and s3 (eu) is
+// first measured at stepAt: the step is in the home enclave's favour. With
+// lure > 0, there is no s3 and s2 is a square wave: frac × base for lure
+// cycles, then base / frac for lure cycles, over and over.
+type noiseTrace struct {
+	class  noiseClass
+	cycles int
+	stepAt int
+	frac   float64
+	home   bool
+	lure   int
+	seed   uint64
+}
+
+// trace builds the trace in memory, latencies rounded to the microsecond
+// as text writes them.
+func (nt noiseTrace) trace() Trace {
+	tr := Trace{Enclave: "eu", Start: "s1", Cycles: make([]Cycle, 0, nt.cycles)}
+	if nt.stepAt > 0 {
+		tr.Steps = []int{nt.stepAt}
+	}
+	r := rand.New(rand.NewPCG(nt.seed, 1))
+	enclaves := []string{"eu", "eu", "eu"}
+	if nt.home {
+		enclaves = []string{"us", "us", "eu"}
+	}
+	for n := 1; n <= nt.cycles; n++ {
+		c := Cycle{N: n, Samples: make([]Sample, 0, 3)}
+		for i, id := range []string{"s1", "s2", "s3"} {
+			base := nt.class.base
+			switch {
+			case i == 1 && nt.lure > 0 && (n-1)/nt.lure%2 == 0:
+				base *= nt.frac
+			case i == 1 && nt.lure > 0:
+				base /= nt.frac
+			case i == 1 && !nt.home && nt.stepAt > 0 && n >= nt.stepAt:
+				base *= nt.frac
+			}
+			v := nt.class.draw(r, base, i, n) // drawn even when not listed: the same noise either way
+			if i == 2 && (nt.home && n < nt.stepAt || nt.lure > 0) {
+				continue
+			}
+			lat := time.Duration(math.Round(v*1000)) * time.Microsecond
+			c.Samples = append(c.Samples, Sample{Substrate: id, Enclave: enclaves[i], Latency: lat})
+		}
+		tr.Cycles = append(tr.Cycles, c)
+	}
+	return tr
+}
+
+// text writes the trace in the file format, with a header saying what it is.
+func (nt noiseTrace) text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Noise class %s: %s.\n", nt.class.name, strings.ReplaceAll(nt.class.about, "\n", "\n# "))
+	if nt.lure > 0 {
+		fmt.Fprintf(&b, "# s1 (current) %gms; s2 is a lure: %g%% of that for %d cycles, then %.0f%% for %d, over and over",
+			nt.class.base, nt.frac*100, nt.lure, 100/nt.frac, nt.lure)
+	} else {
+		fmt.Fprintf(&b, "# s1 (current), s2 and s3 all %gms", nt.class.base)
+	}
+	switch {
+	case nt.lure > 0:
+	case nt.home:
+		fmt.Fprintf(&b, ".\n# The node is in eu, s1 and s2 in us; s3 (eu) is first measured at cycle %d (@step)", nt.stepAt)
+	case nt.stepAt > 0:
+		fmt.Fprintf(&b, "; from cycle %d s2 is %g%% of that (@step)", nt.stepAt, nt.frac*100)
+	}
+	fmt.Fprintf(&b, ".\n# Generated by policy/gen_test.go (seed %d); regenerate with\n# go test ./policy -run TestGenerateTraces -gen-traces\n", nt.seed)
+	tr := nt.trace()
+	fmt.Fprintf(&b, "@enclave %s\n@start %s\n", tr.Enclave, tr.Start)
+	for _, s := range tr.Steps {
+		fmt.Fprintf(&b, "@step %d\n", s)
+	}
+	b.WriteString("cycle,substrate,enclave,latency\n")
+	for _, c := range tr.Cycles {
+		for _, smp := range c.Samples {
+			fmt.Fprintf(&b, "%d,%s,%s,%.3fms\n", c.N, smp.Substrate, smp.Enclave, float64(smp.Latency)/float64(time.Millisecond))
+		}
+	}
+	return b.String()
 }

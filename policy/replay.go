@@ -83,11 +83,20 @@ type Report struct {
 	Final           string // the attachment at the end
 }
 
+// Label names the strategy and, for Hysteresis, the filter it compared:
+// "hysteresis/robust", "hysteresis/none" or "naive".
+func (r Report) Label() string {
+	if r.Strategy == Hysteresis {
+		return string(r.Strategy) + "/" + string(r.Config.Filter)
+	}
+	return string(r.Strategy)
+}
+
 // String summarises the report on one line.
 func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %d migrations, %d ping-pongs, %d forced, %d/%d cycles on a non-best substrate",
-		r.Strategy, r.Migrations, r.PingPongs, r.Forced, r.CyclesOnNonBest, r.Cycles)
+		r.Label(), r.Migrations, r.PingPongs, r.Forced, r.CyclesOnNonBest, r.Cycles)
 	if len(r.ReactionCycles) > 0 {
 		fmt.Fprintf(&b, ", reaction %v cycles", r.ReactionCycles)
 	}

@@ -114,6 +114,43 @@ func TestReplayTraces(t *testing.T) {
 	}
 }
 
+// The checked-in noise traces: 700 cycles of equal means, then s2 at half
+// the latency. Filtered, no flap before the step; the README's table.
+func TestReplayNoiseTraces(t *testing.T) {
+	for _, c := range noiseClasses {
+		name := "noise-" + c.name + ".csv"
+		t.Run(name, func(t *testing.T) {
+			tr := loadTrace(t, name)
+			def := replay(t, tr, Config{}, Hysteresis)
+			raw := replay(t, tr, Config{Filter: FilterNone}, Hysteresis)
+			naive := replay(t, tr, Config{}, Naive)
+			t.Logf("%v\n%v\n%v", def, raw, naive)
+			for _, m := range def.Moves {
+				if m.Cycle < noiseStepAt {
+					t.Errorf("migration before the step: %+v", m)
+				}
+			}
+			switch {
+			case c.name == "loopback":
+				if def.Migrations != 0 {
+					t.Errorf("%v: a 75µs step is under MinDifference", def)
+				}
+			case heavy(c):
+				if def.Migrations > 1 {
+					t.Errorf("%v: want at most one migration", def)
+				}
+			default:
+				if def.Migrations != 1 || def.ReactionCycles[0] > 3 {
+					t.Errorf("%v: want one migration within 3 cycles of the step", def)
+				}
+			}
+			if naive.Migrations <= def.Migrations+10 {
+				t.Errorf("naive %v: want it to flap", naive)
+			}
+		})
+	}
+}
+
 func TestReplayReactionFollowsStreak(t *testing.T) {
 	tr := loadTrace(t, "step.csv")
 	for _, streak := range []int{1, 2, 3, 5} {

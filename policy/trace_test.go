@@ -110,6 +110,14 @@ func TestCheckedInTraces(t *testing.T) {
 		{"drift.csv", 100, 2, nil},
 		{"dying.csv", 60, 2, nil},
 		{"enclave.csv", 100, 4, []int{40}},
+		{"noise-lognormal20.csv", 1000, 3, []int{701}},
+		{"noise-lognormal30.csv", 1000, 3, []int{701}},
+		{"noise-lognormal40.csv", 1000, 3, []int{701}},
+		{"noise-spikes.csv", 1000, 3, []int{701}},
+		{"noise-bimodal.csv", 1000, 3, []int{701}},
+		{"noise-diurnal.csv", 1000, 3, []int{701}},
+		{"noise-loopback.csv", 1000, 3, []int{701}},
+		{"lure.csv", 1000, 2, nil},
 	} {
 		t.Run(c.file, func(t *testing.T) {
 			tr := loadTrace(t, c.file)

@@ -97,8 +97,15 @@ type Config struct {
 	// call Node.Close, which waits for the handler to return.
 	Handler func(Gossip)
 
-	// Logger receives structured logs; nil is silent.
+	// Logger receives structured logs (zerolog, the default); nil is
+	// silent. Fields: node, link, substrate, state, event, from, to,
+	// reason, error.
 	Logger *zerolog.Logger
+	// SlogLogger receives the same logs through log/slog instead, for a
+	// runtime that logs with slog: levels map onto slog's (trace is
+	// LevelDebug-4) and every field becomes an attribute. Set Logger or
+	// SlogLogger, not both: [New] refuses both with [ErrTwoLoggers].
+	SlogLogger *slog.Logger
 	// TLSConfig is used for wss:// links (custom CAs, client certificates).
 	TLSConfig *tls.Config
 	// HTTPHeader is sent with every WebSocket dial.
@@ -109,6 +116,10 @@ type Config struct {
 // connections: substrates never migrate and never run this code.
 var ErrSubstrateIdentity = errors.New("transport: this node accepts inbound connections (a substrate); " +
 	"only transient nodes migrate: do not run the migration driver on a substrate")
+
+// ErrTwoLoggers is returned by [New] when both Config.Logger and
+// Config.SlogLogger are set.
+var ErrTwoLoggers = errors.New("transport: both Config.Logger (zerolog) and Config.SlogLogger are set: set the one your runtime logs with")
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Identity.AcceptsInbound {
@@ -126,7 +137,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReadLimit < 0 || c.DeliveryBuffer < 0 {
 		return c, errors.New("transport: ReadLimit and DeliveryBuffer must not be negative (zero selects the default)")
 	}
-	if c.Logger == nil {
+	switch {
+	case c.Logger != nil && c.SlogLogger != nil:
+		return c, ErrTwoLoggers
+	case c.SlogLogger != nil:
+		l := zerologToSlog(c.SlogLogger.Handler())
+		c.Logger = &l
+	case c.Logger == nil:
 		nop := zerolog.Nop()
 		c.Logger = &nop
 	}

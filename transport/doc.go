@@ -1,55 +1,108 @@
-// Package transport attaches a transient node to REPRAM substrates over
-// WebSockets and migrates it, make-before-break, when the policy finds a
-// better substrate or the current one says goodbye.
+// Package transport attaches a transient node of a REPRAM gossip overlay to
+// a substrate over a WebSocket and migrates it, make-before-break, when a
+// better substrate appears or the current one leaves, goes silent or dies.
+// A node runtime embeds one [Node] per transient node. Substrates never
+// migrate and never run this code.
 //
-// A [Node] is what a node runtime embeds. Its one event loop goroutine owns
-// the state machine of package fsm, the policy, the links and the dedup
-// window. Link goroutines, timers and API calls only post events to it; it
-// fires them into the machine and carries out the actions the machine
-// returns (dial, send hello, start overlap, promote, drop, close). Events
-// from a link that is no longer the primary or the candidate are dropped and
-// counted, never fired.
+// # Embed and attach
+//
+// [New] takes a [Config]. The common case needs three fields: the
+// [Identity] the node introduces itself with in hello, the cluster
+// [Secret] (every frame signed and verified) and a Handler for gossip:
+//
+//	node, err := transport.New(transport.Config{
+//		Identity: transport.Identity{NodeID: "t1", Enclave: "eu", Address: "10.0.0.7"},
+//		Secret:   clusterSecret,
+//		Handler:  func(g transport.Gossip) { store(g.Message) },
+//	})
+//	defer node.Close(ctx)
+//	err = node.Attach(ctx, transport.Substrate{ID: "sub-a", URL: "ws://sub-a:8080/v1/ws", Enclave: "eu"})
+//
+// [Node.Attach] starts the first attachment and returns; from then on the
+// node migrates by itself, and reattaches (racing the substrates it knows)
+// if it loses its link. The Handler receives every gossip message once,
+// deduplicated by message id, one call at a time, on a goroutine of its
+// own. [Node.Send] writes through whatever the primary is at the moment.
+//
+// The rest of Config is grouped by concern, and every zero value is a
+// default that suits real networks: Policy or Decider (when to migrate),
+// Tuning (the engine's durations and bounds: handshake timeout, race,
+// overlap, heartbeats, backoffs, dedup window), ReadLimit and
+// DeliveryBuffer (sizes), Logger or SlogLogger (logs), TLSConfig and
+// HTTPHeader (dialling).
+//
+// # Feed observations, or let the node probe
+//
+// Call [Node.Observe] once per evaluation cycle with an [Observation]: the
+// primary's latency (0: the round trip of the node's own heartbeats) and
+// the candidates measured in the cycle. The policy (package policy) answers
+// with its decision: a candidate must be in this node's enclave while the
+// primary is not, or more than 25 % faster, in two cycles in a row, outside
+// the cooldown that follows every change of attachment. With
+// Observation.Measure set, the node measures each candidate reported
+// without a latency itself, with [Probe] (WebSocket pings without hello, so
+// a probe never registers as a child), concurrently and off the event loop.
 //
 // # Migration
 //
-// When the policy emits candidate_better (or the primary says goodbye), the
-// node dials the candidate and sends hello while the old link keeps
-// delivering. After the welcome both links deliver; duplicates are dropped
-// by message id. The old link is closed only when the new one has caught up:
-// every message the old link delivered from OverlapGrace after the welcome
-// until OverlapMin has also arrived on the new link, and the new link has
-// answered a WebSocket ping. A new link that never catches up (a substrate
-// that welcomes but does not forward) is dropped at OverlapMax and the old
-// link kept. If the old link dies mid-overlap the new one becomes primary at
-// once.
+// When the policy says candidate_better, or the primary says goodbye, the
+// node dials the new substrate and sends hello while the old link keeps
+// delivering. After the welcome both links deliver and duplicates are
+// dropped. The old link is closed only when the new one has caught up:
+// it answered a ping, and every message the old link delivered past the
+// exempt tail (what was published before the new substrate knew this node)
+// and older than a margin derived from the measured propagation skew has
+// also come on the new link. A new link that never catches up is dropped
+// at Tuning.OverlapMax and the old one kept; if the old link dies
+// mid-overlap the new one becomes primary at once.
 //
-// # Guarantees and their assumption
+// When the node must move (goodbye, a primary silent past its suspicion
+// timeout, a dead primary, a rejoin) it races the alternatives Happy
+// Eyeballs style: the best first, the next after each Tuning.AttemptDelay
+// without a welcome; the first welcome wins. Substrates that failed are
+// backed off.
 //
-// Every gossip message that reaches a substrate the node is attached to, or
-// is migrating to after its welcome, while that link is up, is delivered to
-// the handler exactly once, provided the mesh's propagation skew between two
-// substrates is below OverlapGrace. The dedup window is bounded in memory
-// (package dedup).
+// # Guarantee and its assumption
 //
-// # Measuring latency
+// Every gossip message that reaches a substrate the node is attached to,
+// or is migrating to after its welcome, while that link is up, is handed to
+// the Handler exactly once, provided the propagation skew between two
+// substrates stays below Tuning.OverlapGrace. The dedup window is bounded
+// in time and size.
 //
-// The primary's latency is the round trip of the driver's WebSocket
-// heartbeats (used when Observation.CurrentLatency is 0). Candidates are
-// measured with [Probe], which pings a substrate over a WebSocket without
-// sending hello, so it never registers as a second child; set
-// Observation.Measure to have [Node.Observe] probe every candidate whose
-// Latency is 0, off the event loop.
+// # Watch it
+//
+// [Node.Subscribe] returns every [Transition] (state chart step, path,
+// primary, candidates, reason); [Node.Status] is a snapshot of the state,
+// links, round trip and [Stats]. Package transport/metrics exports both to
+// Prometheus without this package importing it. Logs go to Config.Logger
+// (zerolog) or Config.SlogLogger (log/slog); the secret is redacted in every
+// printed, marshalled or logged form.
+//
+// # Shut down
+//
+// [Node.Close] closes every link with the WebSocket close handshake and
+// waits, bounded by its context, for every goroutine the node started and
+// for the Handler to finish what was already delivered. Subscriber channels
+// are closed after the close transition; a closed node returns [ErrClosed].
 //
 // # Back-pressure
 //
-// The handler runs on its own goroutine. At most DeliveryBuffer messages
-// wait for it; past that the links stop reading, so the substrates (not this
-// process) hold the backlog, and the event loop keeps handling control
-// events. A handler that never returns eventually costs the links their
-// heartbeats.
+// At most Config.DeliveryBuffer messages wait for the Handler; past that
+// the links stop reading, so the substrates (not this process) hold the
+// backlog, and the event loop keeps handling control events. A Handler
+// that never returns eventually costs the links their heartbeats.
 //
-// # Wire protocol
+// # Inside
 //
-// Package wire holds the codec; substratetest is an in-process substrate
-// mesh speaking the same protocol for tests and simulations.
+// A Node is a thin shell over the sans-I/O engine of package
+// transport/engine: one event-loop goroutine feeds it what the links, the
+// timer and the API report, and carries out the effects it returns (dial,
+// hello, ping, close, deliver, publish a transition). The types [Substrate],
+// [Candidate], [Gossip], [Transition], [Stats] and [Policy] are the
+// engine's. Package wire is the protocol codec; package substratetest runs
+// substrates in-process (with faults) for tests, simulations and the
+// examples below. The design, the state chart's rules, the caught-up rule,
+// recovery and the wire protocol are described in docs/design.md of this
+// repository.
 package transport

@@ -56,27 +56,33 @@ func (h *harness) keptOld(stop func(), event fsm.Event) {
 }
 
 func TestFailedMigrationKeepsOld(t *testing.T) {
+	type F = substratetest.Faults
 	tests := []struct {
-		name  string
-		fault func(h *harness, b *substratetest.Substrate)
-		event fsm.Event
+		name   string
+		faults F                                // set on the candidate before the migration
+		hook   func(b *substratetest.Substrate) // or this
+		event  fsm.Event
 	}{
-		{"handshake timeout", func(_ *harness, b *substratetest.Substrate) { b.SetMuteHello(true) }, fsm.HandshakeTimeout},
-		{"websocket error mid-handshake", func(_ *harness, b *substratetest.Substrate) {
+		{name: "handshake timeout", faults: F{MuteHello: true}, event: fsm.HandshakeTimeout},
+		{name: "websocket error mid-handshake", hook: func(b *substratetest.Substrate) {
 			b.SetOnHello(func(wire.Hello) { go b.Kill() })
-		}, fsm.NewFailed},
-		{"refused with goodbye", func(_ *harness, b *substratetest.Substrate) { b.RefuseWithGoodbye(nil) }, fsm.NewFailed},
-		{"welcome naming another parent", func(_ *harness, b *substratetest.Substrate) { b.SetWelcomeParentID("sub-x") }, fsm.NewFailed},
-		{"malformed frames", func(_ *harness, b *substratetest.Substrate) { b.SetCorrupt(substratetest.CorruptMalformed) }, fsm.NewFailed},
-		{"unsigned frames", func(_ *harness, b *substratetest.Substrate) { b.SetCorrupt(substratetest.CorruptUnsigned) }, fsm.NewFailed},
-		{"badly signed frames", func(_ *harness, b *substratetest.Substrate) { b.SetCorrupt(substratetest.CorruptBadSignature) }, fsm.NewFailed},
-		{"null frames", func(_ *harness, b *substratetest.Substrate) { b.SetCorrupt(substratetest.CorruptNull) }, fsm.NewFailed},
-		{"binary frames", func(_ *harness, b *substratetest.Substrate) { b.SetCorrupt(substratetest.CorruptBinary) }, fsm.NewFailed},
+		}, event: fsm.NewFailed},
+		{name: "refused with goodbye", faults: F{Refuse: true}, event: fsm.NewFailed},
+		{name: "welcome naming another parent", faults: F{WelcomeParentID: "sub-x"}, event: fsm.NewFailed},
+		{name: "malformed frames", faults: F{Corrupt: substratetest.CorruptMalformed}, event: fsm.NewFailed},
+		{name: "unsigned frames", faults: F{Corrupt: substratetest.CorruptUnsigned}, event: fsm.NewFailed},
+		{name: "badly signed frames", faults: F{Corrupt: substratetest.CorruptBadSignature}, event: fsm.NewFailed},
+		{name: "null frames", faults: F{Corrupt: substratetest.CorruptNull}, event: fsm.NewFailed},
+		{name: "binary frames", faults: F{Corrupt: substratetest.CorruptBinary}, event: fsm.NewFailed},
+		{name: "hung", faults: F{Hang: true}, event: fsm.HandshakeTimeout},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h, _, b, stop := setup(t, fastConfig())
-			tc.fault(h, b)
+			b.SetFaults(tc.faults)
+			if tc.hook != nil {
+				tc.hook(b)
+			}
 			h.tryMigrate(b)
 			h.keptOld(stop, tc.event)
 		})
@@ -95,7 +101,7 @@ func TestNewLinkDiesDuringOverlap(t *testing.T) {
 
 func TestCandidateThatNeverForwardsIsCancelled(t *testing.T) {
 	h, _, b, stop := setup(t, fastConfig())
-	b.SetNoForward(true)
+	b.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = true })
 	h.tryMigrate(b)
 	h.keptOld(stop, fsm.OverlapExpired)
 }
@@ -117,7 +123,7 @@ func TestOldDiesDuringOverlapAccelerates(t *testing.T) {
 
 func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
 	h, a, b, stop := setup(t, fastConfig())
-	b.SetWelcomeDelay(300 * time.Millisecond)
+	b.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeDelay = 300 * time.Millisecond })
 	h.tryMigrate(b)
 	h.waitState(fsm.Handshaking)
 	a.Kill()
@@ -213,7 +219,7 @@ func TestBadFramesOnPrimaryAreDroppedNotFatal(t *testing.T) {
 func TestStaleEventsFromDroppedCandidateAreIgnored(t *testing.T) {
 	h, _, b, stop := setup(t, fastConfig())
 	c := h.start("sub-c", 0)
-	b.SetMuteHello(true)
+	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 	h.tryMigrate(b)
 	h.eventually("candidate dropped", func() bool { return h.took(fsm.HandshakeTimeout, fsm.Attached) })
 
@@ -281,7 +287,7 @@ func TestHungPrimaryIsSuspected(t *testing.T) {
 func TestGoodbyeRacesPastAHungAlternative(t *testing.T) {
 	h, a, b, stop := setupGap(t, fastConfig(), 500*time.Millisecond)
 	c := h.start("sub-c", 0)
-	b.SetMuteHello(true)
+	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 	// The leaving substrate names both; ties among unmeasured alternatives
 	// are broken at random, so the hung one is first in about half the runs.
 	a.Shutdown([]wire.Parent{b.Parent(), c.Parent()}, true)

@@ -208,7 +208,7 @@ func TestHostileWelcomeNamingAnotherNode(t *testing.T) {
 	cfg := fastConfig()
 	sink := newLogSink(&cfg)
 	h, _, b, stop := setup(t, cfg)
-	b.SetWelcomeParentID("sub-x")
+	b.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeParentID = "sub-x" })
 	h.tryMigrate(b)
 	h.keptOld(stop, fsm.NewFailed)
 	if !sink.has(0, "frame rejected", map[string]string{"error": `welcome names parent "sub-x", dialed "sub-b"`}) {
@@ -223,7 +223,7 @@ func TestHostileSlowloris(t *testing.T) {
 		cfg := fastConfig()
 		sink := newLogSink(&cfg)
 		h, _, b, stop := setup(t, cfg)
-		b.SetMuteHello(true)
+		b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 		h.tryMigrate(b)
 		h.keptOld(stop, fsm.HandshakeTimeout)
 		if !sink.has(0, "transition", map[string]string{"event": "handshake_timeout", "reason": "no welcome from"}) {
@@ -292,7 +292,7 @@ func TestHostileGossipBeforeWelcome(t *testing.T) {
 	h, _, b, stop := setup(t, cfg)
 	early := signedPut(t, wire.Message{MessageID: "before-welcome"})
 	sent := make(chan error, 1)
-	b.SetWelcomeDelay(300 * time.Millisecond)
+	b.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeDelay = 300 * time.Millisecond })
 	b.SetOnHello(func(wire.Hello) {
 		go func() { sent <- b.SendRaw("t1", websocket.MessageText, early) }()
 	})

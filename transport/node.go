@@ -164,19 +164,29 @@ func (n *Node) call(ctx context.Context, f func() error) error {
 	return <-res
 }
 
+// publishEvery bounds how many gossip messages of a burst the loop handles
+// before it refreshes the Status snapshot.
+const publishEvery = 256
+
 func (n *Node) loop() {
 	defer close(n.loopDone)
 	defer n.timer.Stop()
-	for !n.exiting {
+	for steps := 0; !n.exiting; steps++ {
+		gossip := false
 		select {
 		case in := <-n.inputs:
+			_, gossip = in.(engine.GossipReceived)
 			n.step(in)
 		case f := <-n.cmds:
 			f()
 		case <-n.timer.C:
 			n.step(engine.Tick{})
 		}
-		n.publish()
+		// A burst of gossip changes only counters: the snapshot is taken
+		// when the burst drains, or every publishEvery messages of it.
+		if !gossip || len(n.inputs) == 0 || steps%publishEvery == 0 {
+			n.publish()
+		}
 		if at, ok := n.eng.NextDeadline(); ok && !n.exiting {
 			n.timer.Reset(time.Until(at))
 		}

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -114,7 +115,7 @@ func TestUnsignedWelcomeIsNeverPromoted(t *testing.T) {
 	for _, c := range []substratetest.Corruption{substratetest.CorruptUnsigned, substratetest.CorruptBadSignature} {
 		t.Run("migrating/"+c.String(), func(t *testing.T) {
 			h, _, b, stop := setup(t, fastConfig())
-			b.SetCorrupt(c)
+			b.UpdateFaults(func(f *substratetest.Faults) { f.Corrupt = c })
 			h.tryMigrate(b)
 			h.eventually("candidate dropped", func() bool { return h.took(fsm.NewFailed, fsm.Attached) })
 			stop()
@@ -125,7 +126,7 @@ func TestUnsignedWelcomeIsNeverPromoted(t *testing.T) {
 		t.Run("joining/"+c.String(), func(t *testing.T) {
 			h := newHarness(t, fastConfig())
 			s := h.start("sub-forged", 0)
-			s.SetCorrupt(c)
+			s.UpdateFaults(func(f *substratetest.Faults) { f.Corrupt = c })
 			if err := h.node.Attach(context.Background(), sub(s)); err != nil {
 				t.Fatal(err)
 			}
@@ -182,11 +183,35 @@ func assertNoSecret(t *testing.T, where, text string, secret []byte) {
 // primary's death; nor any printed or marshalled form of the Config.
 func TestSecretNeverLogged(t *testing.T) {
 	secret := []byte("s3cr3t-cluster-key-0123456789")
-	var logs syncBuffer
-	logger := zerolog.New(&logs).Level(zerolog.TraceLevel)
-	cfg := fastConfig()
-	cfg.Secret = secret
-	cfg.Logger = &logger
+	tests := []struct {
+		name  string
+		set   func(cfg *Config, w io.Writer)
+		debug string // how a debug line shows its level
+	}{
+		{"zerolog", func(cfg *Config, w io.Writer) {
+			l := zerolog.New(w).Level(zerolog.TraceLevel)
+			cfg.Logger = &l
+		}, `"level":"debug"`},
+		{"slog", func(cfg *Config, w io.Writer) {
+			cfg.SlogLogger = slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug - 4}))
+		}, `"level":"DEBUG"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs syncBuffer
+			cfg := fastConfig()
+			cfg.Secret = secret
+			tc.set(&cfg, &logs)
+			secretScenario(t, cfg, &logs, tc.debug)
+		})
+	}
+}
+
+// secretScenario runs a node through rejected frames, forged and dead
+// candidates, a migration and a reattach, and checks that the logs it
+// wrote into logs exercised all that without the secret.
+func secretScenario(t *testing.T, cfg Config, logs *syncBuffer, debug string) {
+	secret := []byte(cfg.Secret)
 	h, a, b, stop := setup(t, cfg)
 	c := h.start("sub-c", 0)
 	gone := h.start("sub-gone", 0)
@@ -200,7 +225,7 @@ func TestSecretNeverLogged(t *testing.T) {
 	if err := a.SendRaw("t1", websocket.MessageText, forged(t, wire.TypeGoodbye, wire.Goodbye{Reason: "x"}, []byte("wrong"))); err != nil {
 		t.Fatal(err)
 	}
-	c.SetCorrupt(substratetest.CorruptBadSignature)
+	c.UpdateFaults(func(f *substratetest.Faults) { f.Corrupt = substratetest.CorruptBadSignature })
 	h.tryMigrate(c)
 	h.eventually("forged candidate dropped", func() bool { return h.took(fsm.NewFailed, fsm.Attached) })
 	h.tryMigrate(gone)
@@ -215,7 +240,7 @@ func TestSecretNeverLogged(t *testing.T) {
 	stop()
 
 	out := logs.String()
-	for _, want := range []string{"frame rejected", "dial", "transition", `"level":"debug"`} {
+	for _, want := range []string{"frame rejected", "dial", "transition", debug, `"node":"t1"`, `"event":"new_failed"`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("logs lack %q: the scenario did not exercise what it claims\n%s", want, out)
 		}

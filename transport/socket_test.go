@@ -99,7 +99,7 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 	cfg := fastConfig()
 	cfg.Tuning.HeartbeatInterval = time.Minute
 	h, a, _, _ := setup(t, cfg)
-	a.SetNoRead(true)
+	a.UpdateFaults(func(f *substratetest.Faults) { f.NoRead = true })
 
 	done := make(chan struct{})
 	loopErr := make(chan error, 1)

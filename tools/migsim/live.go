@@ -1,25 +1,25 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/repram/handover/fsm"
 	"github.com/repram/handover/policy"
 	"github.com/repram/handover/transport"
 	"github.com/repram/handover/transport/engine"
+	"github.com/repram/handover/transport/repramtest/ledger"
 )
 
 // LiveConfig configures live mode: one real transient node against
@@ -33,7 +33,9 @@ type LiveConfig struct {
 	MigrateEvery time.Duration // 0: migrate on measured latency
 	Duration     time.Duration // 0: until ctx ends
 	PublishRate  float64       // PUTs a second over the HTTP API; 0: none
+	Writers      int           // PUTs in flight at once; 0: the ledger's default
 	Timeline     io.Writer     // transitions as they happen; nil: none
+	Logger       *zerolog.Logger
 	// Transport overrides the transport's timings (zero fields keep the
 	// transport's defaults, which suit real networks).
 	Transport Timings
@@ -42,9 +44,13 @@ type LiveConfig struct {
 // LiveResult is what live mode measured.
 type LiveResult struct {
 	Summary
-	GossipDelivered int `json:"gossip_delivered"` // every message handed to the handler
-	DistinctIDs     int `json:"distinct_ids"`
-	PublishErrors   int `json:"publish_errors"` // PUTs the substrates did not accept
+	GossipDelivered int            `json:"gossip_delivered"` // every message handed to the handler
+	DistinctIDs     int            `json:"distinct_ids"`
+	PublishErrors   int            `json:"publish_errors"` // PUTs that failed or timed out
+	Account         ledger.Report  `json:"account"`        // the honest account of the writes
+	SwitchLog       []Switch       `json:"switch_log"`
+	Substrates      []string       `json:"substrates"` // ID@HOST:PORT as used
+	Probed          map[string]int `json:"probed"`     // successful transport.Probe measurements by substrate
 }
 
 // liveTarget is a substrate given on the command line.
@@ -96,14 +102,7 @@ func (s *schedule) Evaluate(obs policy.Observation) policy.Decision {
 	if s.since < s.every || len(s.order) < 2 {
 		return policy.Decision{}
 	}
-	at := 0
-	for i, id := range s.order {
-		if id == obs.Current.ID {
-			at = i
-		}
-	}
-	for k := 1; k < len(s.order); k++ {
-		next := s.order[(at+k)%len(s.order)]
+	for _, next := range s.after(obs.Current.ID) {
 		for _, c := range obs.Candidates {
 			if c.ID == next {
 				s.since = 0
@@ -115,14 +114,34 @@ func (s *schedule) Evaluate(obs policy.Observation) policy.Decision {
 	return policy.Decision{}
 }
 
+// after lists the other substrates in the order the schedule tries them
+// after current.
+func (s *schedule) after(current string) []string {
+	at := 0
+	for i, id := range s.order {
+		if id == current {
+			at = i
+		}
+	}
+	var out []string
+	for k := 1; k < len(s.order); k++ {
+		out = append(out, s.order[(at+k)%len(s.order)])
+	}
+	return out
+}
+
 func (s *schedule) Attached(id string)     { s.current, s.cooling, s.since = id, true, 0 }
 func (s *schedule) MigrationFailed(string) {}
 func (s *schedule) Forced()                {}
 
-// probeID learns a substrate's id by attaching a short-lived node (its own
-// node id, so our real node's registration is untouched) and reading the
-// welcome.
-func probeID(ctx context.Context, cfg LiveConfig, t liveTarget) (string, error) {
+// learnID names a substrate: its GET /v1/health node_id (REPRAM), or, for
+// a substrate without it, the parent id of a welcome to a short-lived
+// probe node (its own node id, so our real node's registration is
+// untouched).
+func learnID(ctx context.Context, cfg LiveConfig, t liveTarget, c *ledger.Client) (string, error) {
+	if h, err := c.Health(ctx, t.addr); err == nil && h.NodeID != "" {
+		return h.NodeID, nil
+	}
 	n, err := transport.New(transport.Config{
 		Identity: transport.Identity{NodeID: cfg.NodeID + "-probe", Enclave: cfg.Enclave, Address: "127.0.0.1"},
 		Secret:   cfg.Secret, Tuning: engine.Tuning{HandshakeTimeout: 5 * time.Second},
@@ -145,32 +164,42 @@ func probeID(ctx context.Context, cfg LiveConfig, t liveTarget) (string, error) 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return "", fmt.Errorf("no welcome from %s within 5s: check the address, the -secret and that it serves /v1/ws "+
+	return "", fmt.Errorf("no /v1/health and no welcome from %s within 5s: check the address, the -secret and that it serves /v1/ws "+
 		"(or name it as ID@HOST:PORT)", t.addr)
 }
 
-// dialRTT measures a substrate's latency as one TCP connect to its port,
-// the same way for every substrate; 0 when it does not answer.
-func dialRTT(addr string, bound time.Duration) time.Duration {
-	start := time.Now()
-	c, err := net.DialTimeout("tcp", addr, bound)
-	if err != nil {
-		return 0
+// probeEvery bounds how often live mode probes the substrates.
+const probeEvery = 500 * time.Millisecond
+
+// probeAll measures every target with transport.Probe (the library's own
+// measurement: WebSocket pings, no hello), concurrently, bounded by d; 0
+// for a target that did not answer.
+func probeAll(ctx context.Context, targets []liveTarget, d time.Duration) []time.Duration {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	out := make([]time.Duration, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			if rtt, err := transport.Probe(ctx, t.substrate(), transport.ProbeOptions{Count: 3}); err == nil {
+				out[i] = max(rtt, time.Microsecond)
+			}
+		})
 	}
-	d := time.Since(start)
-	_ = c.Close()
-	return max(d, time.Microsecond)
+	wg.Wait()
+	return out
 }
 
 // Live runs one transient node against running substrates until ctx ends
-// or cfg.Duration passes.
+// or cfg.Duration passes, writing PublishRate keys a second on them and
+// accounting honestly for what the node was owed (package ledger).
 func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
 	targets, err := parseTargets(cfg.Targets)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.PublishRate > 0 && len(targets) < 3 {
-		return nil, errors.New("-publish-rate needs 3 or more substrates: each write goes to one that is neither the primary nor the candidate")
+	if cfg.PublishRate > 0 && len(targets) < 2 {
+		return nil, errors.New("-publish-rate needs 2 or more substrates: a write made on the node's own substrate never reaches it")
 	}
 	if cfg.Cycle <= 0 {
 		cfg.Cycle = time.Second
@@ -184,43 +213,57 @@ func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	client := ledger.NewClient(time.Second)
+	subs := make([]ledger.Substrate, 0, len(targets))
 	for i := range targets {
 		if targets[i].id == "" {
-			if targets[i].id, err = probeID(ctx, cfg, targets[i]); err != nil {
+			if targets[i].id, err = learnID(ctx, cfg, targets[i], client); err != nil {
 				return nil, err
 			}
 		}
+		subs = append(subs, ledger.Substrate{ID: targets[i].id, HTTP: targets[i].addr})
 	}
 	var (
-		mu        sync.Mutex
-		byID      = map[string]int{}
-		byKey     = map[string]int{}
-		published = map[string]time.Time{}
-		joinedAt  time.Time
-		entries   []Entry // transitions, for switches and ping-pongs
-		cycles    atomic.Int64
-		begin     = time.Now()
+		mu      sync.Mutex
+		byID    = map[string]int{}
+		entries []Entry // transitions, for switches and ping-pongs
+		cycles  atomic.Int64
+		begin   = time.Now()
+		node    *transport.Node
 	)
+	led, err := ledger.New(ledger.Config{Substrates: subs, Prefix: fmt.Sprintf("%s-%d-", cfg.NodeID, begin.UnixNano()),
+		Rate: cfg.PublishRate, Writers: cfg.Writers, Node: func() (string, string) {
+			st := node.Status()
+			cand := ""
+			if len(st.Candidates) > 0 {
+				cand = st.Candidates[0].ID
+			}
+			return st.Primary.ID, cand
+		}})
+	if err != nil {
+		return nil, err
+	}
 	tcfg := transport.Config{
 		Identity: transport.Identity{NodeID: cfg.NodeID, Enclave: cfg.Enclave, Address: "127.0.0.1"},
 		Secret:   cfg.Secret,
 		Tuning:   cfg.Transport.tuning(cfg.Cycle),
+		Logger:   cfg.Logger,
 		Handler: func(g transport.Gossip) {
+			led.Delivered(g)
 			mu.Lock()
 			byID[g.Message.MessageID]++
-			byKey[g.Message.Key]++
 			mu.Unlock()
 		},
 	}
+	var sch *schedule
 	if cfg.MigrateEvery > 0 {
-		sch := &schedule{every: max(1, int(cfg.MigrateEvery/cfg.Cycle))}
+		sch = &schedule{every: max(1, int(cfg.MigrateEvery/cfg.Cycle))}
 		for _, t := range targets {
 			sch.order = append(sch.order, t.id)
 		}
 		tcfg.Decider = sch
 	}
-	node, err := transport.New(tcfg)
-	if err != nil {
+	if node, err = transport.New(tcfg); err != nil {
 		return nil, err
 	}
 	ch := node.Subscribe(1024)
@@ -228,10 +271,8 @@ func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
 	go func() {
 		defer close(subDone)
 		for tr := range ch {
+			led.Transition(tr)
 			mu.Lock()
-			if joinedAt.IsZero() && tr.Primary != "" {
-				joinedAt = tr.At
-			}
 			e := transitionEntry(tr, begin)
 			e.Cycle = int(cycles.Load())
 			entries = append(entries, e)
@@ -253,61 +294,20 @@ func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
 		_ = closeNode()
 		return nil, err
 	}
-
-	var pubWG sync.WaitGroup
-	pubErrs := 0
-	if cfg.PublishRate > 0 {
-		pubWG.Go(func() {
-			client := &http.Client{Timeout: 5 * time.Second}
-			t := time.NewTicker(time.Duration(float64(time.Second) / cfg.PublishRate))
-			defer t.Stop()
-			for seq := 0; ; seq++ {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-				st := node.Status()
-				if st.Primary.ID == "" {
-					continue
-				}
-				// On a schedule the next target is known: skip it too, so a
-				// migration that starts while the write is in flight is
-				// never towards the substrate that took it.
-				next := ""
-				if cfg.MigrateEvery > 0 {
-					for i, t := range targets {
-						if t.id == st.Primary.ID {
-							next = targets[(i+1)%len(targets)].id
-							break
-						}
-					}
-				}
-				var via *liveTarget
-				for i := range targets {
-					if t := &targets[(seq+i)%len(targets)]; t.id != st.Primary.ID && !racing(st, t.id) && t.id != next {
-						via = t
-						break
-					}
-				}
-				if via == nil {
-					continue
-				}
-				key := fmt.Sprintf("%s-%d", cfg.NodeID, seq)
-				at := time.Now()
-				if err := putHTTP(ctx, client, via.addr, key); err != nil {
-					mu.Lock()
-					pubErrs++
-					mu.Unlock()
-					continue
-				}
-				mu.Lock()
-				published[key] = at
-				mu.Unlock()
-			}
-		})
+	if sch != nil {
+		if next := sch.after(targets[0].id); len(next) > 0 {
+			led.Avoid(next[0]) // the first scheduled target (see the loop below)
+		}
 	}
+	// Writes start at once and go on while the node has no link: those
+	// count against an outage (as not reached), never as owed.
+	led.Start(context.WithoutCancel(ctx))
 
+	var (
+		probed   = map[string]int{}
+		rtts     []time.Duration
+		probedAt time.Time
+	)
 	tick := time.NewTicker(cfg.Cycle)
 	defer tick.Stop()
 loop:
@@ -318,41 +318,51 @@ loop:
 		case <-tick.C:
 		}
 		cycles.Add(1)
-		cur := node.Status().Primary.ID
+		st := node.Status()
+		if sch != nil && st.Primary.ID != "" {
+			// The next target is known: stop writing on it a cycle ahead
+			// (ledger.Ledger.Avoid says why).
+			if next := sch.after(st.Primary.ID); len(next) > 0 {
+				led.Avoid(next[0])
+			}
+		}
+		// Probes (a WebSocket each) run at most every probeEvery: with
+		// short test cycles the last measurement is reused.
+		if rtts == nil || time.Since(probedAt) >= probeEvery {
+			rtts, probedAt = probeAll(ctx, targets, min(cfg.Cycle/2, 2*time.Second)), time.Now()
+			for i, t := range targets {
+				if rtts[i] > 0 {
+					probed[t.id]++
+				}
+			}
+		}
 		obs := transport.Observation{}
-		for _, t := range targets {
-			rtt := dialRTT(t.addr, cfg.Cycle/2)
-			if t.id == cur {
-				obs.CurrentLatency = rtt
+		for i, t := range targets {
+			if t.id == st.Primary.ID {
+				obs.CurrentLatency = rtts[i] // 0: the heartbeat's round trip
 				continue
 			}
-			if rtt > 0 {
-				obs.Candidates = append(obs.Candidates, transport.Candidate{Substrate: t.substrate(), Latency: rtt})
-			}
+			// Latency 0 (the probe failed this cycle) reads as unmeasured:
+			// the hysteresis policy ignores it, a schedule still moves.
+			obs.Candidates = append(obs.Candidates, transport.Candidate{Substrate: t.substrate(), Latency: rtts[i]})
 		}
 		if _, err := node.Observe(context.WithoutCancel(ctx), obs); err != nil {
 			break loop
 		}
 	}
-	pubWG.Wait()
-	// Let writes already accepted reach us through the mesh.
-	if cfg.PublishRate > 0 {
-		deadline := time.Now().Add(3 * time.Second)
-		for time.Now().Before(deadline) {
-			mu.Lock()
-			missing := 0
-			for k := range published {
-				if byKey[k] == 0 {
-					missing++
-				}
-			}
-			mu.Unlock()
-			if missing == 0 {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
+	led.Stop()
+	// Let writes already made reach the node through the mesh: wait until
+	// nothing new is delivered for 500 ms (at most 3 s).
+	last, quiet := node.Status().Stats.Delivered, time.Now()
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && time.Since(quiet) < 500*time.Millisecond; {
+		time.Sleep(50 * time.Millisecond)
+		if d := node.Status().Stats.Delivered; d != last {
+			last, quiet = d, time.Now()
 		}
 	}
+	rctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	rep := led.Report(rctx)
+	cancel()
 	if err := closeNode(); err != nil {
 		return nil, err
 	}
@@ -364,61 +374,34 @@ loop:
 		Cycles: int(cycles.Load()), Seconds: math.Round(time.Since(begin).Seconds()*10) / 10,
 		Migrations: st.Migrations, Cancelled: st.Cancelled, Accelerated: st.Accelerated, Forced: st.Forced,
 		Detaches: st.Detaches, DuplicatesDropped: st.DuplicatesDropped, StaleEventsDropped: st.StaleEventsDropped,
-		FramesRejected: st.FramesRejected}}
-	if cfg.MigrateEvery > 0 {
+		FramesRejected: st.FramesRejected,
+		Published:      rep.Published, Owed: rep.Owed, Delivered: rep.Delivered, Lost: rep.Lost, DuplicatesDelivered: rep.Duplicates},
+		Account: rep, PublishErrors: rep.Refused, Probed: probed}
+	if sch != nil {
 		res.Policy = "schedule"
 	}
-	moves, switchMs, _ := analyze(entries)
-	res.Switches = len(moves)
-	res.PingPongs = pingPongs(moves, policy.Default().PingPongWindow)
-	res.SwitchMsP50, res.SwitchMsP99 = percentile(switchMs, 50), percentile(switchMs, 99)
+	for _, t := range targets {
+		res.Substrates = append(res.Substrates, t.id+"@"+t.addr)
+	}
+	res.SwitchLog = switches(entries)
+	_, ms := switchStats(res.SwitchLog)
+	res.Switches = len(res.SwitchLog)
+	res.PingPongs = pingPongs(res.SwitchLog, policy.Default().PingPongWindow)
+	res.SwitchMsP50, res.SwitchMsP99 = percentile(ms, 50), percentile(ms, 99)
 	for _, n := range byID {
 		res.GossipDelivered += n
 	}
 	res.DistinctIDs = len(byID)
-	res.PublishErrors = pubErrs
-	res.Published = len(published)
-	for k, at := range published {
-		n := byKey[k]
-		if n > 0 {
-			res.Delivered++
-		}
-		if n > 1 {
-			res.DuplicatesDelivered += n - 1
-		}
-		if !joinedAt.IsZero() && !at.Before(joinedAt) {
-			res.Owed++
-			if n == 0 {
-				res.Lost++
-			}
-		}
-	}
 	return res, nil
-}
-
-// putHTTP writes one key on a substrate over its HTTP API.
-func putHTTP(ctx context.Context, c *http.Client, addr, key string) error {
-	u := "http://" + addr + "/v1/data/" + url.PathEscape(key)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, bytes.NewReader([]byte("migsim")))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-TTL", "300")
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("PUT %s: %s", u, resp.Status)
-	}
-	return nil
 }
 
 func runLive(ctx context.Context, f flags, out io.Writer) error {
 	cfg := LiveConfig{Targets: strings.Split(f.connect, ","), Secret: []byte(f.secret), Enclave: f.enclave,
 		NodeID: f.nodeID, Cycle: f.cycle, MigrateEvery: f.migrateEvery, Duration: f.duration, PublishRate: f.publishRate}
+	if f.verbose {
+		l := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Logger()
+		cfg.Logger = &l
+	}
 	if !f.json {
 		cfg.Timeline = out
 		fmt.Fprintf(out, "migsim live: attaching to %s (enclave %q); Ctrl-C to stop\n", f.connect, f.enclave)
@@ -432,7 +415,7 @@ func runLive(ctx context.Context, f flags, out io.Writer) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(out, "\ngossip delivered %d (distinct ids %d), writes refused %d\n", res.GossipDelivered, res.DistinctIDs, res.PublishErrors)
+		WriteLive(out, res)
 		WriteSummary(out, res.Summary)
 	}
 	if res.Failed() {
@@ -441,12 +424,21 @@ func runLive(ctx context.Context, f flags, out io.Writer) error {
 	return nil
 }
 
-// racing reports whether substrate id is one of the node's candidates.
-func racing(st transport.Status, id string) bool {
-	for _, c := range st.Candidates {
-		if c.ID == id {
-			return true
+// WriteLive prints what only live mode measures: the substrates and their
+// mesh, the honest account of the writes, and every switch with its cause.
+func WriteLive(w io.Writer, res *LiveResult) {
+	fmt.Fprintf(w, "\nsubstrates: %s (transport.Probe answers per substrate: %v)\n", strings.Join(res.Substrates, ", "), res.Probed)
+	fmt.Fprintf(w, "%s\n", res.Account)
+	fmt.Fprintf(w, "gossip delivered %d (distinct ids %d)\n", res.GossipDelivered, res.DistinctIDs)
+	for _, s := range res.SwitchLog {
+		ms := "—"
+		if s.Ms >= 0 {
+			ms = fmt.Sprintf("%.1f ms", s.Ms)
 		}
+		cause := string(s.Cause)
+		if s.Accelerated {
+			cause += ", accelerated"
+		}
+		fmt.Fprintf(w, "switch at %6.2fs  %s → %s  %s  (%s)\n", s.At, s.From, s.To, ms, cause)
 	}
-	return false
 }

@@ -11,6 +11,7 @@
 //	go run ./tools/migsim -policy naive           the baseline: no hysteresis
 //	go run ./tools/migsim -compare                ours and both baselines side by side
 //	go run ./tools/migsim -replay testdata/traces/jitter.csv -improvement 0.2 -cycles 3
+//	go run ./tools/migsim -replay testdata/traces/noise-spikes.csv -filter none
 //	go run ./tools/migsim -nodes 1000             a mass migration of many nodes
 //	go run ./tools/migsim -connect h1:8080,h2:8080,h3:8080 -secret S -enclave E
 //
@@ -41,7 +42,7 @@ type flags struct {
 	scenario, strategy, pol, svg string
 	json, compare, verbose       bool
 
-	replay                     string
+	replay, filter             string
 	improvement                float64
 	streak, cooldown, ppWindow int
 	set                        map[string]bool
@@ -65,6 +66,7 @@ func main() {
 	fs.BoolVar(&f.compare, "compare", false, "run ours, break-before-make and naive on the scenario; print one table")
 	fs.BoolVar(&f.verbose, "v", false, "log the transport's transitions to stderr")
 	fs.StringVar(&f.replay, "replay", "", "replay a latency trace (testdata/traces) through the policy alone")
+	fs.StringVar(&f.filter, "filter", "", "-replay: the policy's measurement filter, robust or none (default robust; raw and naive are replayed beside it)")
 	fs.Float64Var(&f.improvement, "improvement", 0, "policy: fractional latency improvement a candidate must beat (default 0.25)")
 	fs.IntVar(&f.streak, "cycles", 0, "policy: consecutive qualifying cycles before migrating (default 2)")
 	fs.IntVar(&f.cooldown, "cooldown", 0, "policy: cooldown cycles after a change of attachment (default 1)")
@@ -78,7 +80,7 @@ func main() {
 	fs.DurationVar(&f.migrateEvery, "migrate-every", 0, "live mode: migrate on this schedule instead of on measured latency")
 	fs.DurationVar(&f.duration, "duration", 0, "live mode: stop after this long (default: until interrupted)")
 	fs.DurationVar(&f.cycle, "cycle", time.Second, "live mode: evaluation cycle")
-	fs.Float64Var(&f.publishRate, "publish-rate", 0, "-connect: PUTs a second over the substrates' HTTP API (needs 3+ substrates); -nodes: messages a second into the mesh (default 20)")
+	fs.Float64Var(&f.publishRate, "publish-rate", 0, "-connect: PUTs a second over the substrates' HTTP API, honestly accounted (needs 2+ substrates); -nodes: messages a second into the mesh (default 20)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: migsim [flags]\n\nRuns a transient node through a simulated network on loopback and reports "+
 			"lost and duplicated gossip, migrations and flaps.\nScenarios: testdata/scenarios/README.md.\n\n")

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/repram/handover/fsm"
 	"github.com/repram/handover/transport/substratetest"
 	"github.com/repram/handover/transport/wire"
 )
@@ -121,11 +122,11 @@ func TestLatencyScheduleIsDeterministic(t *testing.T) {
 }
 
 func TestPingPongsAndPercentiles(t *testing.T) {
-	moves := []move{
-		{cycle: 5, from: "a", to: "b"},
-		{cycle: 8, from: "b", to: "a"},                // back within the window
-		{cycle: 40, from: "a", to: "b"},               // too late
-		{cycle: 42, from: "b", to: "a", forced: true}, // forced: not a flap
+	moves := []Switch{
+		{Cycle: 5, From: "a", To: "b", Cause: fsm.PathMigrate},
+		{Cycle: 8, From: "b", To: "a", Cause: fsm.PathMigrate},  // back within the window
+		{Cycle: 40, From: "a", To: "b", Cause: fsm.PathMigrate}, // too late
+		{Cycle: 42, From: "b", To: "a", Cause: fsm.PathForced},  // forced: not a flap
 	}
 	if n := pingPongs(moves, 8); n != 1 {
 		t.Errorf("ping-pongs %d, want 1", n)
@@ -146,8 +147,8 @@ func TestReplayJitter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reps[0].Migrations != 0 || reps[1].PingPongs == 0 {
-		t.Fatalf("hysteresis %v; naive %v: want no migration and a flapping naive", reps[0], reps[1])
+	if len(reps) != 3 || reps[0].Migrations != 0 || reps[1].Label() != "hysteresis/none" || reps[2].PingPongs == 0 {
+		t.Fatalf("replays %v: want filtered and raw hysteresis with no migration and a flapping naive", reps)
 	}
 	var out bytes.Buffer
 	if err := runReplay(flags{replay: "../../testdata/traces/step.csv", improvement: 0.2, streak: 3,
@@ -156,6 +157,32 @@ func TestReplayJitter(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "improvement 20%, streak 3") || !strings.Contains(out.String(), "[3]") {
 		t.Errorf("replay output ignores the flags or misses the reaction:\n%s", out.String())
+	}
+	for _, c := range []struct {
+		filter string
+		rows   []string // the strategy column, in order
+	}{
+		{"", []string{"hysteresis/robust", "hysteresis/none", "naive"}},
+		{"robust", []string{"hysteresis/robust", "hysteresis/none", "naive"}},
+		{"none", []string{"hysteresis/none", "naive"}},
+	} {
+		out.Reset()
+		if err := runReplay(flags{replay: "../../testdata/traces/noise-spikes.csv", filter: c.filter}, &out); err != nil {
+			t.Fatal(err)
+		}
+		var rows []string
+		for l := range strings.SplitSeq(out.String(), "\n") {
+			if f := strings.Fields(l); len(f) == 9 && (strings.HasPrefix(f[0], "hysteresis/") || f[0] == "naive") {
+				rows = append(rows, f[0])
+			}
+		}
+		if strings.Join(rows, " ") != strings.Join(c.rows, " ") {
+			t.Errorf("-filter %q: rows %v, want %v:\n%s", c.filter, rows, c.rows, out.String())
+		}
+	}
+	if err := runReplay(flags{replay: "../../testdata/traces/jitter.csv", filter: "kalman"}, &out); err == nil ||
+		!strings.Contains(err.Error(), "kalman") {
+		t.Errorf("-filter kalman: %v, want an error naming it", err)
 	}
 }
 

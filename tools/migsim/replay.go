@@ -8,8 +8,9 @@ import (
 	"github.com/repram/handover/policy"
 )
 
-// ReplayReports replays a trace through the hysteresis policy with cfg and
-// through the naive baseline: the policy alone, no network.
+// ReplayReports replays a trace through the hysteresis policy with cfg, then,
+// when cfg filters, through the same policy on raw samples, and through the
+// naive baseline: the policy alone, no network.
 func ReplayReports(path string, cfg policy.Config) (policy.Trace, []policy.Report, error) {
 	fh, err := os.Open(path)
 	if err != nil {
@@ -20,9 +21,20 @@ func ReplayReports(path string, cfg policy.Config) (policy.Trace, []policy.Repor
 	if err != nil {
 		return policy.Trace{}, nil, fmt.Errorf("replay %s: %w", path, err)
 	}
+	type run struct {
+		s   policy.Strategy
+		cfg policy.Config
+	}
+	runs := []run{{policy.Hysteresis, cfg}}
+	if cfg.WithDefaults().Filter != policy.FilterNone {
+		raw := cfg
+		raw.Filter = policy.FilterNone
+		runs = append(runs, run{policy.Hysteresis, raw})
+	}
+	runs = append(runs, run{policy.Naive, cfg})
 	var out []policy.Report
-	for _, s := range []policy.Strategy{policy.Hysteresis, policy.Naive} {
-		r, err := policy.Replay(tr, cfg, s)
+	for _, rn := range runs {
+		r, err := policy.Replay(tr, rn.cfg, rn.s)
 		if err != nil {
 			return tr, nil, fmt.Errorf("replay %s: %w", path, err)
 		}
@@ -35,6 +47,13 @@ func runReplay(f flags, out io.Writer) error {
 	var pc PolicyConfig
 	f.applyPolicy(&pc)
 	cfg := pc.Config()
+	if f.filter != "" {
+		fl, err := policy.ParseFilter(f.filter)
+		if err != nil {
+			return fmt.Errorf("-filter: %w", err)
+		}
+		cfg.Filter = fl
+	}
 	tr, reps, err := ReplayReports(f.replay, cfg)
 	if err != nil {
 		return err
@@ -42,6 +61,7 @@ func runReplay(f flags, out io.Writer) error {
 	if f.json {
 		type row struct {
 			Strategy        policy.Strategy `json:"strategy"`
+			Filter          policy.Filter   `json:"filter,omitempty"`
 			Improvement     float64         `json:"improvement"`
 			Streak          int             `json:"streak"`
 			Cycles          int             `json:"cycles"`
@@ -54,7 +74,11 @@ func runReplay(f flags, out io.Writer) error {
 		}
 		var rows []row
 		for _, r := range reps {
-			rows = append(rows, row{r.Strategy, r.Config.Improvement, r.Config.Streak, r.Cycles, r.Migrations, r.PingPongs,
+			var fl policy.Filter
+			if r.Strategy == policy.Hysteresis {
+				fl = r.Config.Filter
+			}
+			rows = append(rows, row{r.Strategy, fl, r.Config.Improvement, r.Config.Streak, r.Cycles, r.Migrations, r.PingPongs,
 				r.Forced, r.ReactionCycles, r.CyclesOnNonBest, r.Final})
 		}
 		return WriteJSON(out, struct {
@@ -65,21 +89,27 @@ func runReplay(f flags, out io.Writer) error {
 	c := reps[0].Config
 	fmt.Fprintf(out, "replay %s: %d cycles, node in enclave %q, starts on %s, %d real step change(s) marked\n",
 		f.replay, len(tr.Cycles), tr.Enclave, tr.Start, len(tr.Steps))
-	fmt.Fprintf(out, "policy: improvement %.0f%%, streak %d cycles, cooldown %d, backoff %d..%d, ping-pong window %d\n\n",
+	fmt.Fprintf(out, "policy: improvement %.0f%%, streak %d cycles, cooldown %d, backoff %d..%d, ping-pong window %d\n",
 		c.Improvement*100, c.Streak, c.CooldownCycles, c.BackoffCycles, c.BackoffMaxCycles, c.PingPongWindow)
+	if c.Filter == policy.FilterNone {
+		fmt.Fprintf(out, "filter: none (raw samples)\n\n")
+	} else {
+		fmt.Fprintf(out, "filter: %s (k %d, noise margin %g standard errors, at least %v faster, forgotten after %d missed cycles)\n\n",
+			c.Filter, c.FilterK, c.NoiseMargin, c.MinDifference, c.MaxMissedCycles)
+	}
 	rows := [][]string{{"strategy", "migrations", "ping-pongs", "forced", "reaction (cycles per step)", "cycles on non-best", "ends on"}}
 	for _, r := range reps {
 		react := "-"
 		if len(r.ReactionCycles) > 0 {
 			react = fmt.Sprint(r.ReactionCycles)
 		}
-		rows = append(rows, []string{string(r.Strategy), fmt.Sprint(r.Migrations), fmt.Sprint(r.PingPongs), fmt.Sprint(r.Forced),
+		rows = append(rows, []string{r.Label(), fmt.Sprint(r.Migrations), fmt.Sprint(r.PingPongs), fmt.Sprint(r.Forced),
 			react, fmt.Sprintf("%d / %d", r.CyclesOnNonBest, r.Cycles), r.Final})
 	}
 	writeColumns(out, rows, 0)
 	fmt.Fprintln(out, "\nreaction: cycles of the new situation observed up to the deciding one (-1: never migrated).")
 	if len(reps[0].Moves) > 0 {
-		fmt.Fprintln(out, "\nhysteresis moves:")
+		fmt.Fprintf(out, "\n%s moves:\n", reps[0].Label())
 		for _, m := range reps[0].Moves {
 			tag := ""
 			if m.PingPong {

@@ -416,18 +416,18 @@ func (r *run) apply(f Fault) {
 	what := faultActions[f.Action]
 	switch f.Action {
 	case "refuse":
-		s.RefuseWithGoodbye(nil)
+		s.UpdateFaults(func(f *substratetest.Faults) { f.Refuse, f.RefuseAlternatives = true, nil })
 	case "mute":
-		s.SetMuteHello(true)
+		s.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 	case "welcome_delay":
 		d, _ := time.ParseDuration(f.Value)
-		s.SetWelcomeDelay(d)
+		s.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeDelay = d })
 		what = "delay each welcome by " + f.Value
 	case "no_forward":
-		s.SetNoForward(true)
+		s.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = true })
 	case "corrupt":
 		c, _ := corruption(f.Value)
-		s.SetCorrupt(c)
+		s.UpdateFaults(func(f *substratetest.Faults) { f.Corrupt = c })
 		what = "send " + f.Value + " frames"
 	case "heal":
 		s.ClearFaults()

@@ -46,12 +46,28 @@ type Summary struct {
 	SwitchMsP99 float64 `json:"switch_ms_p99"`
 }
 
-// move is one change of primary substrate.
-type move struct {
-	cycle    int
-	from, to string
-	forced   bool
+// Switch is one change of primary substrate.
+type Switch struct {
+	At    float64 `json:"at_s"` // seconds since the start
+	Cycle int     `json:"cycle,omitempty"`
+	From  string  `json:"from"`
+	To    string  `json:"to"`
+	// Cause is the path of the transition that set the move off: migrate
+	// (the policy), forced (a goodbye), suspect (a silent primary),
+	// reattach (the primary died), or continue_alone when the primary died
+	// before a candidate's welcome; Accelerated when the old link died
+	// mid-overlap.
+	Cause       fsm.Path `json:"cause"`
+	Accelerated bool     `json:"accelerated,omitempty"`
+	// Ms is from the move's first dial to the new primary's promotion
+	// (make-before-break: the old link closed or gone; break-before-make:
+	// the new link up); -1 when the start was not seen.
+	Ms float64 `json:"ms"`
 }
+
+// forced reports whether the node was made to move (anything but the
+// policy), which ping-pong counting leaves out.
+func (s Switch) forced() bool { return s.Cause != fsm.PathMigrate }
 
 func summarize(res *Result, rec *recorder, st transport.Stats) Summary {
 	sc := res.Scenario
@@ -78,10 +94,11 @@ func summarize(res *Result, rec *recorder, st transport.Stats) Summary {
 		}
 	}
 	rec.mu.Unlock()
-	moves, switchMs, migrations := analyze(res.Entries)
+	sw := switches(res.Entries)
+	migrations, switchMs := switchStats(sw)
 	s.Migrations = migrations
-	s.Switches = len(moves)
-	s.PingPongs = pingPongs(moves, sc.Policy.Config().WithDefaults().PingPongWindow)
+	s.Switches = len(sw)
+	s.PingPongs = pingPongs(sw, sc.Policy.Config().WithDefaults().PingPongWindow)
 	s.SwitchMsP50, s.SwitchMsP99 = percentile(switchMs, 50), percentile(switchMs, 99)
 	return s
 }
@@ -90,19 +107,22 @@ func summarize(res *Result, rec *recorder, st transport.Stats) Summary {
 // primary: the policy's migration and the moves it is made to make.
 var switchStarts = []fsm.Path{fsm.PathMigrate, fsm.PathForced, fsm.PathSuspect, fsm.PathReattach}
 
-// analyze derives the changes of primary and each switch's time from the
-// timeline. A switch starts on a transition that dials the first candidate
-// of a move (candidate_better, a goodbye, a suspicion, a death) and ends
+// switches derives every change of primary from the timeline, with its
+// cause and time. A move starts on a transition that dials its first
+// candidate (candidate_better, a goodbye, a suspicion, a death) and ends
 // when a candidate is promoted, the old link being closed or gone then;
-// for break-before-make that is the new link attached. A cancel ends it
-// without a switch. migrations counts the policy's switches completed by
-// the switch itself (overlap_done, or break-before-make's new link up),
-// not by an accelerate.
-func analyze(entries []Entry) (moves []move, ms []float64, migrations int) {
+// for break-before-make that is the new link attached. A cancel or a
+// detach ends it without a switch. A primary that dies before the move's
+// welcome (continue_alone) becomes its cause only when no move was under
+// way.
+func switches(entries []Entry) []Switch {
 	var (
+		out     []Switch
 		prim    string
-		forced  bool
+		cause   fsm.Path
+		accel   bool
 		started = time.Duration(-1)
+		ms      = -1.0
 	)
 	for _, e := range entries {
 		if e.Kind != KindTransition {
@@ -111,33 +131,52 @@ func analyze(entries []Entry) (moves []move, ms []float64, migrations int) {
 		st := e.Step
 		switch {
 		case started < 0 && slices.Contains(switchStarts, st.Path) && (e.has(fsm.DialCandidate) || e.has(fsm.DialAlternative)):
-			started, forced = e.At, st.Path != fsm.PathMigrate
+			started, cause, accel = e.At, st.Path, false
+		case st.Path == fsm.PathContinue && started < 0:
+			started, cause = e.At, st.Path
 		case st.Path == fsm.PathCancel || st.Path == fsm.PathDetach:
-			started = -1
+			started, cause = -1, ""
 		case started >= 0 && e.has(fsm.PromoteCandidate):
-			ms = append(ms, float64((e.At-started).Microseconds())/1000)
-			if !forced && st.Path != fsm.PathAccelerate {
-				migrations++
-			}
+			ms = float64((e.At - started).Microseconds()) / 1000
+			accel = st.Path == fsm.PathAccelerate
 			started = -1
 		}
 		if e.Primary != "" && e.Primary != prim {
 			if prim != "" {
-				moves = append(moves, move{cycle: e.Cycle, from: prim, to: e.Primary, forced: forced})
+				if cause == "" {
+					cause, ms = fsm.PathJoin, -1 // attached again from nothing
+				}
+				out = append(out, Switch{At: math.Round(e.At.Seconds()*100) / 100, Cycle: e.Cycle, From: prim, To: e.Primary,
+					Cause: cause, Accelerated: accel, Ms: ms})
 			}
-			prim, forced = e.Primary, false
+			prim, cause, accel, ms = e.Primary, "", false, -1
 		}
 	}
-	return moves, ms, migrations
+	return out
+}
+
+// switchStats sums up switches: how many the policy completed by the switch
+// itself (overlap_done, or break-before-make's new link up, not an
+// accelerate), and the switch times measured.
+func switchStats(sw []Switch) (migrations int, ms []float64) {
+	for _, s := range sw {
+		if s.Cause == fsm.PathMigrate && !s.Accelerated {
+			migrations++
+		}
+		if s.Ms >= 0 {
+			ms = append(ms, s.Ms)
+		}
+	}
+	return migrations, ms
 }
 
 // pingPongs counts returns to the substrate the previous policy migration
 // left, within window cycles (the policy package's definition).
-func pingPongs(moves []move, window int) int {
+func pingPongs(moves []Switch, window int) int {
 	n := 0
 	for i := 1; i < len(moves); i++ {
 		p, m := moves[i-1], moves[i]
-		if !p.forced && !m.forced && p.from == m.to && m.cycle-p.cycle <= window {
+		if !p.forced() && !m.forced() && p.From == m.To && m.Cycle-p.Cycle <= window {
 			n++
 		}
 	}

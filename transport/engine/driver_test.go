@@ -261,7 +261,8 @@ func (d *driver) overlapping(a, b Substrate) {
 }
 
 // cooldown brings the engine to cooldown on b (link 2) after a migration
-// from a; the clock moves by three margins (OverlapGrace before any skew).
+// from a; the clock moves by three margins (OverlapGrace before any skew),
+// the longest a switch takes with a stream on the old link.
 func (d *driver) cooldown(a, b Substrate) {
 	d.t.Helper()
 	d.overlapping(a, b)

@@ -389,9 +389,9 @@ func (e *Engine) gossip(in GossipReceived) {
 		var skew time.Duration
 		var ok bool
 		if isPrimary {
-			skew, ok = o.fromOld(msg.MessageID, e.now)
+			skew, ok = o.fromOld(msg.MessageID, msg.From, e.now)
 		} else if l.id == o.link {
-			skew, ok = o.fromNew(msg.MessageID, e.now)
+			skew, ok = o.fromNew(msg.MessageID, msg.From, e.now)
 		}
 		if ok {
 			// A new sample may shrink the margin: the overlap may end

@@ -18,55 +18,77 @@ const maxTracked = 100_000
 // The margin is derived from the propagation skew measured on ids seen on
 // both links (see skewEstimate), within [OverlapFloor, OverlapGrace].
 //
-// The new link has caught up when it answered a ping, two margins have
-// passed since the boundary (so one margin of the stream was checked, and
-// the exempt tail, all of it older than the boundary, has drained), and no
-// old-link message past the boundary and older than the margin (younger
-// ones may still be on their way to the new substrate) is missing from it.
-// A steady stream thus clocks the switch; with no traffic to measure, the
-// margins alone cover what may still be in flight to the old substrate.
+// The new link has caught up when it answered a ping, the boundary has
+// passed, and no old-link message past the boundary and older than the
+// margin (younger ones may still be on their way to the new substrate) is
+// missing from it. When the old link delivered anything since the welcome,
+// two more margins must pass, so that one margin of its stream past the
+// boundary was checked (and the exempt tail, all of it older than the
+// boundary, has drained). A steady stream thus clocks the switch; with no
+// traffic, the boundary alone covers what may still be in flight to the
+// old substrate.
+//
+// Only messages from origins (their "from", which forwarding keeps) that
+// the new link has delivered are expected on it, once it has delivered any
+// message the old one did: REPRAM never forwards a substrate's own writes
+// to that substrate's children, and in a partial mesh the new substrate
+// may never hear some publishers at all. Until a first common message
+// proves the new link forwards, every message past the boundary counts,
+// so a substrate that welcomes and forwards nothing is still caught.
 type overlap struct {
 	link      LinkID // the new link
 	welcomeAt time.Time
-	newAlive  bool                 // the new link answered a ping
-	common    time.Time            // earliest old-link arrival of an id also seen on the new link
-	pending   map[string]time.Time // old-link arrivals not (yet) seen on the new link
-	onNew     map[string]time.Time // new-link arrivals not (yet) seen on the old link
+	newAlive  bool                  // the new link answered a ping
+	common    time.Time             // earliest old-link arrival of an id also seen on the new link
+	oldSeen   bool                  // the old link delivered something since the welcome
+	pending   map[string]oldArrival // old-link arrivals not (yet) seen on the new link
+	onNew     map[string]time.Time  // new-link arrivals not (yet) seen on the old link
+	origins   map[string]struct{}   // the origins ("from") of what the new link delivered
+}
+
+// oldArrival is when a message came on the old link, and from what origin.
+type oldArrival struct {
+	at   time.Time
+	from string
 }
 
 func newOverlap(link LinkID, welcomeAt time.Time, newAlive bool) *overlap {
 	return &overlap{link: link, welcomeAt: welcomeAt, newAlive: newAlive,
-		pending: map[string]time.Time{}, onNew: map[string]time.Time{}}
+		pending: map[string]oldArrival{}, onNew: map[string]time.Time{}, origins: map[string]struct{}{}}
 }
 
 // fromOld records a message the old link delivered at now; it returns the
 // skew sample (new arrival − old arrival) when the id had come on the new
 // link first.
-func (o *overlap) fromOld(id string, now time.Time) (skew time.Duration, ok bool) {
+func (o *overlap) fromOld(id, from string, now time.Time) (skew time.Duration, ok bool) {
 	if id == "" {
 		return 0, false
 	}
+	o.oldSeen = true
 	if at, seen := o.onNew[id]; seen {
 		delete(o.onNew, id)
 		o.commonAt(now)
 		return at.Sub(now), true
 	}
 	if len(o.pending) < maxTracked {
-		o.pending[id] = now
+		o.pending[id] = oldArrival{now, from}
 	}
 	return 0, false
 }
 
 // fromNew records a message the new link delivered at now; it returns the
 // skew sample when the id had come on the old link first.
-func (o *overlap) fromNew(id string, now time.Time) (skew time.Duration, ok bool) {
+func (o *overlap) fromNew(id, from string, now time.Time) (skew time.Duration, ok bool) {
 	if id == "" {
 		return 0, false
 	}
-	if at, seen := o.pending[id]; seen {
+	if len(o.origins) < maxTracked {
+		o.origins[from] = struct{}{}
+	}
+	if old, seen := o.pending[id]; seen {
 		delete(o.pending, id)
-		o.commonAt(at)
-		return now.Sub(at), true
+		o.commonAt(old.at)
+		return now.Sub(old.at), true
 	}
 	if len(o.onNew) < maxTracked {
 		o.onNew[id] = now
@@ -89,13 +111,21 @@ func (o *overlap) check(now time.Time, margin time.Duration) (done bool, readyAt
 	if !o.common.IsZero() && o.common.Add(margin).After(exemptUntil) {
 		exemptUntil = o.common.Add(margin)
 	}
-	// At least one margin of the stream past the boundary must be checked.
-	readyAt = exemptUntil.Add(2 * margin)
+	// With a stream, at least one margin of it past the boundary must be
+	// checked, and its last messages are in flight for one more margin; an
+	// idle old link has nothing to check once the boundary has passed.
+	readyAt = exemptUntil
+	if o.oldSeen {
+		readyAt = exemptUntil.Add(2 * margin)
+	}
 	inFlight := now.Add(-margin)
-	for _, at := range o.pending {
+	for _, old := range o.pending {
 		// An exempt message (before the boundary) is never expected on the
 		// new link, and it drains by readyAt: it counts for nothing.
-		if !at.Before(exemptUntil) && !at.After(inFlight) {
+		if old.at.Before(exemptUntil) || old.at.After(inFlight) {
+			continue
+		}
+		if _, heard := o.origins[old.from]; heard || o.common.IsZero() {
 			behind++
 		}
 	}

@@ -38,8 +38,8 @@ func TestOverlapCheck(t *testing.T) {
 		arrivals []arrival
 		probes   []probe
 	}{
-		{name: "quiet: the boundary (welcome + margin) plus two margins",
-			probes: []probe{{299, false, 300, 0}, {300, true, -1, 0}}},
+		{name: "quiet: the boundary (welcome + margin), nothing to check",
+			probes: []probe{{99, false, 100, 0}, {100, true, -1, 0}}},
 		{name: "no pong from the new link: never", dead: true,
 			probes: []probe{{100, false, -1, 0}, {10_000, false, -1, 0}}},
 		{name: "an exempt message missing from the new link does not hold the switch",
@@ -84,9 +84,9 @@ func TestOverlapCheck(t *testing.T) {
 				for ; i < len(tc.arrivals) && tc.arrivals[i].at <= p.at; i++ {
 					a := tc.arrivals[i]
 					if a.old {
-						o.fromOld(a.id, ms(a.at))
+						o.fromOld(a.id, "", ms(a.at))
 					} else {
-						o.fromNew(a.id, ms(a.at))
+						o.fromNew(a.id, "", ms(a.at))
 					}
 				}
 				done, readyAt, behind := o.check(ms(p.at), m)
@@ -125,9 +125,9 @@ func TestOverlapSkewSamples(t *testing.T) {
 		var skew time.Duration
 		var ok bool
 		if s.old {
-			skew, ok = o.fromOld(s.id, at(s.at))
+			skew, ok = o.fromOld(s.id, "", at(s.at))
 		} else {
-			skew, ok = o.fromNew(s.id, at(s.at))
+			skew, ok = o.fromNew(s.id, "", at(s.at))
 		}
 		if ok != s.isNew || skew != s.skew {
 			t.Errorf("%q at %dms (old %v): skew %v %v, want %v %v", s.id, s.at, s.old, skew, ok, s.skew, s.isNew)
@@ -170,4 +170,47 @@ func TestSkewMargin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOverlapOrigins: once the new link proved it forwards (a message seen
+// on both links), a message from an origin it never delivered (its own
+// substrate's writes, which REPRAM does not forward to its own children,
+// or a publisher its partial mesh never hears) holds nothing; before such
+// proof, every message past the boundary counts.
+func TestOverlapOrigins(t *testing.T) {
+	const margin = 100 * time.Millisecond
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	tests := []struct {
+		name       string
+		common     bool // the new link also delivers the publisher's messages
+		wantBehind int
+	}{
+		{"the new substrate's own writes, after a common message: nothing behind", true, 0},
+		{"no message in common yet: the new link's silence counts", false, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOverlap(2, t0, true)
+			if tc.common {
+				o.fromOld("p1", "publisher", at(10))
+				o.fromNew("p1", "publisher", at(15))
+			}
+			o.fromOld("own1", "sub-new", at(300))
+			o.fromOld("own2", "sub-new", at(400))
+			done, _, behind := o.check(at(1000), margin)
+			if behind != tc.wantBehind || done != (tc.wantBehind == 0) {
+				t.Fatalf("done %t behind %d, want behind %d", done, behind, tc.wantBehind)
+			}
+		})
+	}
+	t.Run("a heard origin's message missing for a margin is behind", func(t *testing.T) {
+		o := newOverlap(2, t0, true)
+		o.fromOld("p1", "publisher", at(10))
+		o.fromNew("p1", "publisher", at(15))
+		o.fromOld("p2", "publisher", at(300))
+		if done, _, behind := o.check(at(1000), margin); done || behind != 1 {
+			t.Fatalf("done %t behind %d, want not done, 1 behind", done, behind)
+		}
+	})
 }

@@ -191,10 +191,13 @@ func Rules() []Rule {
 		// The overlap.
 		{"overlap_catch_up",
 			"the overlap is checked (at welcome, at each pong of the new link, at each skew sample, and when it can next be over)",
-			"overlap_done is fired when the new link answered a ping, two margins have passed since the exempt boundary (the " +
-				"later of the welcome and the old arrival of the first id seen on both links, plus the margin), and no old-link " +
+			"overlap_done is fired when the new link answered a ping, the exempt boundary has passed (the later of the welcome " +
+				"and the old arrival of the first id seen on both links, plus the margin; two more margins when the old link " +
+				"delivered anything since the welcome), and no old-link " +
 				"message past the boundary has been missing from the new link for a margin or more (younger ones may still be " +
-				"on their way, so a steady stream delivered a little late holds nothing)",
+				"on their way, so a steady stream delivered a little late holds nothing); once a message came on both links, " +
+				"only origins the new link delivered count (REPRAM never forwards a substrate's own writes to its own " +
+				"children, and a partial mesh may never bring some publishers to the new substrate)",
 			"TestRuleOverlapCatchUp"},
 		{"overlap_margin",
 			"ids seen on both links during an overlap",

@@ -125,6 +125,9 @@ func (c *conn) enqueue(f outFrame) bool {
 	c.qmu.Lock()
 	if c.pending >= c.s.mesh.cfg.QueueSize {
 		c.qmu.Unlock()
+		if c.s.hold.wait() != nil {
+			return false // a hung process drops nothing: its backlog just stops growing
+		}
 		c.log.Warn().Int("queue", c.s.mesh.cfg.QueueSize).Msg("outgoing queue full: dropping the connection")
 		c.drop()
 		return false
@@ -171,7 +174,7 @@ func (c *conn) writeLoop() {
 		batch, c.queue = c.queue, batch[:0]
 		c.qmu.Unlock()
 		for i, f := range batch {
-			ok := c.write(f)
+			ok := c.held() && c.write(f)
 			batch[i] = outFrame{} // release the frame's bytes
 			c.qmu.Lock()
 			c.pending--
@@ -182,6 +185,21 @@ func (c *conn) writeLoop() {
 		}
 		if cap(batch) > idleQueueCap {
 			batch = nil // a past burst's array is not kept for good
+		}
+	}
+}
+
+// held waits while the substrate hangs; false when the connection ends.
+func (c *conn) held() bool {
+	for {
+		w := c.s.hold.wait()
+		if w == nil {
+			return true
+		}
+		select {
+		case <-w:
+		case <-c.ctx.Done():
+			return false
 		}
 	}
 }
@@ -218,6 +236,9 @@ func (c *conn) heartbeat(interval time.Duration) {
 		case <-c.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if c.s.hold.wait() != nil {
+			continue // a hung substrate pings no one
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, interval)
 		err := c.ws.Ping(ctx)

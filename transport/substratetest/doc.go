@@ -34,10 +34,10 @@
 // (without a close frame), as a real server gives up on a peer after write
 // timeouts.
 //
-// Faults are set at any time: [Substrate.RefuseWithGoodbye],
-// [Substrate.SetMuteHello], [Substrate.SetWelcomeDelay],
-// [Substrate.SetNoForward], [Substrate.SetWelcomeParentID],
-// [Substrate.SetCorrupt], or all at once with [Substrate.SetFaults].
+// Faults ([Faults]: refuse, mute hello, delay welcomes, withhold gossip,
+// welcome naming another parent, corrupt frames, stop reading, hang) are
+// set at any time, one way: [Substrate.SetFaults] replaces them all,
+// [Substrate.UpdateFaults] changes some, [Substrate.ClearFaults] heals.
 // [Substrate.Kill] dies abruptly, [Substrate.Shutdown] leaves gracefully with
 // goodbyes, and [Substrate.Send], [Substrate.SendRaw] and
 // [Substrate.SetOnHello] serve hostile-peer tests. [Mesh.Published] and

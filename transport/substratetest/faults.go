@@ -51,7 +51,8 @@ func (c Corruption) String() string {
 
 // Faults is the set of faults a substrate injects. The zero value is a
 // healthy substrate. Faults are read when a frame arrives or is built, so a
-// change applies to what happens next, never to frames already queued.
+// change applies to what happens next, never to frames already queued
+// (except Hang, which holds them until it is cleared).
 type Faults struct {
 	// Refuse answers every hello with a goodbye of reason "at capacity"
 	// naming RefuseAlternatives, then closes the connection (status 1000).
@@ -78,6 +79,15 @@ type Faults struct {
 	// heartbeats fail, their writes eventually block), while it keeps
 	// writing to them. Stopping the substrate reopens reading.
 	NoRead bool
+	// Hang freezes the substrate as SIGSTOP freezes a process: it reads
+	// nothing (no frames, no WebSocket pings, so no pongs; see NoRead),
+	// writes nothing (no welcome, no forwarded gossip, no ack, no
+	// heartbeat ping) and keeps every connection open. Frames built while
+	// it hangs wait in each child's queue and are written once it is
+	// cleared; a queue that fills meanwhile loses its newest frames, never
+	// the connection; [Substrate.Send] and [Substrate.SendRaw] wait until
+	// the hang ends. Stopping the substrate ends the hang.
+	Hang bool
 }
 
 func (f Faults) clone() Faults {
@@ -108,43 +118,19 @@ func (s *Substrate) SetFaults(f Faults) {
 // ClearFaults makes the substrate healthy again.
 func (s *Substrate) ClearFaults() { s.SetFaults(Faults{}) }
 
-// RefuseWithGoodbye makes the substrate answer every hello from now on with
-// a goodbye of reason "at capacity" and close; see [Faults].Refuse and
-// [Faults].RefuseAlternatives (nil: the substrate's live peers). Undo it
-// with [Substrate.ClearFaults] or [Substrate.SetFaults].
-func (s *Substrate) RefuseWithGoodbye(alternatives []wire.Parent) {
-	alternatives = cloneParents(alternatives)
-	s.updateFaults(func(f *Faults) { f.Refuse, f.RefuseAlternatives = true, alternatives })
-}
-
-// SetMuteHello sets [Faults].MuteHello.
-func (s *Substrate) SetMuteHello(on bool) { s.updateFaults(func(f *Faults) { f.MuteHello = on }) }
-
-// SetWelcomeDelay sets [Faults].WelcomeDelay.
-func (s *Substrate) SetWelcomeDelay(d time.Duration) {
-	s.updateFaults(func(f *Faults) { f.WelcomeDelay = d })
-}
-
-// SetNoForward sets [Faults].NoForward.
-func (s *Substrate) SetNoForward(on bool) { s.updateFaults(func(f *Faults) { f.NoForward = on }) }
-
-// SetWelcomeParentID sets [Faults].WelcomeParentID ("" restores the
-// substrate's own id).
-func (s *Substrate) SetWelcomeParentID(id string) {
-	s.updateFaults(func(f *Faults) { f.WelcomeParentID = id })
-}
-
-// SetNoRead sets [Faults].NoRead.
-func (s *Substrate) SetNoRead(on bool) { s.updateFaults(func(f *Faults) { f.NoRead = on }) }
-
-// SetCorrupt sets [Faults].Corrupt.
-func (s *Substrate) SetCorrupt(c Corruption) { s.updateFaults(func(f *Faults) { f.Corrupt = c }) }
+// UpdateFaults changes some of the substrate's faults and keeps the others:
+//
+//	s.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
+//
+// fn runs with the substrate locked: it must not call the substrate.
+func (s *Substrate) UpdateFaults(fn func(*Faults)) { s.updateFaults(fn) }
 
 func (s *Substrate) updateFaults(fn func(*Faults)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fn(&s.faults)
-	s.gate.set(s.faults.NoRead && s.state != stopped)
+	s.gate.set((s.faults.NoRead || s.faults.Hang) && s.state != stopped)
+	s.hold.set(s.faults.Hang && s.state != stopped)
 }
 
 // encode builds one outgoing frame of type t, broken as c says; the frame's

@@ -61,15 +61,29 @@ type gatedConn struct {
 }
 
 func (c *gatedConn) Read(p []byte) (int, error) {
+	if !c.open() {
+		return 0, net.ErrClosed
+	}
+	n, err := c.Conn.Read(p)
+	// A read already waiting when the gate closed must not hand over what
+	// it got: hold it until the gate reopens, as if it were never read.
+	if !c.open() {
+		return 0, net.ErrClosed
+	}
+	return n, err
+}
+
+// open waits while the gate is closed; false when the connection closed.
+func (c *gatedConn) open() bool {
 	for {
 		w := c.g.wait()
 		if w == nil {
-			return c.Conn.Read(p)
+			return true
 		}
 		select {
 		case <-w:
 		case <-c.done:
-			return 0, net.ErrClosed
+			return false
 		}
 	}
 }

@@ -74,7 +74,8 @@ type Substrate struct {
 	srv  *http.Server
 	ln   net.Listener
 	port int
-	gate *readGate // stalls reads while Faults.NoRead is set
+	gate *readGate // stalls reads while Faults.NoRead or Faults.Hang is set
+	hold readGate  // stalls writes while Faults.Hang is set
 
 	delay atomic.Int64 // time.Duration
 	live  atomic.Bool  // in the mesh: receives publishes, listed in topologies
@@ -445,6 +446,7 @@ func (s *Substrate) beginStop() bool {
 	}
 	s.stopping = true
 	s.mu.Unlock()
+	s.hold.set(false) // stopping ends a hang: queued frames, goodbyes and close frames go out
 	return true
 }
 

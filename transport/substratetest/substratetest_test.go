@@ -2,6 +2,7 @@ package substratetest_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -275,7 +276,7 @@ func TestRefuseWithGoodbye(t *testing.T) {
 	peer := start(t, m, substratetest.Config{ID: "b"})
 	alt := []wire.Parent{{ID: "z", Address: "10.0.0.1", HTTPPort: 1, Enclave: "default"}}
 
-	s.RefuseWithGoodbye(alt)
+	s.UpdateFaults(func(f *substratetest.Faults) { f.Refuse, f.RefuseAlternatives = true, alt })
 	c := dial(t, s, secret)
 	c.hello("n1", "default")
 	g := c.expectGoodbye()
@@ -289,7 +290,7 @@ func TestRefuseWithGoodbye(t *testing.T) {
 		t.Fatalf("refused child registered: %v", s.Children())
 	}
 
-	s.RefuseWithGoodbye(nil) // REPRAM's choice: live peers
+	s.UpdateFaults(func(f *substratetest.Faults) { f.Refuse, f.RefuseAlternatives = true, nil }) // REPRAM's choice: live peers
 	c = dial(t, s, secret)
 	c.hello("n1", "default")
 	if g := c.expectGoodbye(); !slices.Equal(g.AlternativeParents, []wire.Parent{peer.Parent()}) {
@@ -304,7 +305,7 @@ func TestMuteHello(t *testing.T) {
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
 	s := start(t, m, substratetest.Config{ID: "a"})
 	seen := hellos(s)
-	s.SetMuteHello(true)
+	s.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 	if !s.Faults().MuteHello {
 		t.Fatal("Faults().MuteHello not set")
 	}
@@ -324,7 +325,7 @@ func TestWelcomeDelay(t *testing.T) {
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
 	s := start(t, m, substratetest.Config{ID: "a"})
 	seen := hellos(s)
-	s.SetWelcomeDelay(100 * time.Millisecond)
+	s.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeDelay = 100 * time.Millisecond })
 	c := dial(t, s, secret)
 	c.hello("n1", "default")
 	recv(t, seen)
@@ -347,7 +348,7 @@ func TestNoForward(t *testing.T) {
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
 	s := start(t, m, substratetest.Config{ID: "a"})
 	c := attach(t, m, s, "n1", "default")
-	s.SetNoForward(true)
+	s.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = true })
 	if _, err := m.Publish(wire.Message{}); err != nil {
 		t.Fatal(err)
 	}
@@ -355,17 +356,105 @@ func TestNoForward(t *testing.T) {
 	if !slices.Equal(s.Children(), []string{"n1"}) {
 		t.Fatalf("NoForward child should stay registered: %v", s.Children())
 	}
-	s.SetNoForward(false)
+	s.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = false })
 	last, _ := m.Publish(wire.Message{})
 	if got := c.expectPut(); got.MessageID != last.MessageID {
 		t.Fatalf("got %s, want only the message published after NoForward was cleared (%s)", got.MessageID, last.MessageID)
 	}
 }
 
+// A hung substrate neither reads (no pong), nor writes (no forwarded put,
+// no heartbeat), nor drops the child; clearing the hang releases what was
+// queued, in order.
+func TestHang(t *testing.T) {
+	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
+	s := start(t, m, substratetest.Config{ID: "a"})
+	c := attach(t, m, s, "n1", "default")
+	s.UpdateFaults(func(f *substratetest.Faults) { f.Hang = true })
+	msg, err := m.Publish(wire.Message{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := c.ws.Ping(ctx); err == nil {
+		t.Fatal("a hung substrate answered a ping")
+	}
+	c.quiet(100 * time.Millisecond)
+	if !slices.Equal(s.Children(), []string{"n1"}) {
+		t.Fatalf("a hung substrate dropped its child: %v", s.Children())
+	}
+
+	s.ClearFaults()
+	if got := c.expectPut(); got.MessageID != msg.MessageID {
+		t.Fatalf("after the hang got %s, want the held %s", got.MessageID, msg.MessageID)
+	}
+	ctx, cancel = contextWithWait()
+	defer cancel()
+	if err := c.ws.Ping(ctx); err != nil {
+		t.Fatalf("ping after the hang: %v", err)
+	}
+}
+
+// A hung substrate whose child's queue fills keeps the child: the newest
+// frames are lost, not the connection (a stopped process closes nothing).
+func TestHangKeepsAChildWhoseQueueFills(t *testing.T) {
+	m := newMesh(t, substratetest.MeshConfig{Secret: secret, QueueSize: 3})
+	s := start(t, m, substratetest.Config{ID: "a"})
+	c := attach(t, m, s, "n1", "default")
+	s.UpdateFaults(func(f *substratetest.Faults) { f.Hang = true })
+	var ids []string
+	for range 6 {
+		msg, err := m.Publish(wire.Message{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, msg.MessageID)
+	}
+	eventually(t, "the substrate handled the messages", func() bool { return s.Pending() == 0 })
+	if !slices.Equal(s.Children(), []string{"n1"}) {
+		t.Fatalf("a hung substrate dropped the child whose queue filled: %v", s.Children())
+	}
+	s.ClearFaults()
+	// The queue held the first puts, in order: three, or two if the
+	// welcome's slot was not yet released when the hang began.
+	got := []string{c.expectPut().MessageID, c.expectPut().MessageID}
+	select {
+	case f := <-c.frames:
+		env, err := wire.Decode(f.data, secret)
+		if err != nil {
+			t.Fatalf("after the hang: %v (%s)", err, f.data)
+		}
+		m, err := env.Message()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m.MessageID)
+	case <-time.After(200 * time.Millisecond):
+	}
+	c.quiet(100 * time.Millisecond)
+	if n := len(got); !slices.Equal(got, ids[:n]) {
+		t.Fatalf("after the hang got %v, want the first two or three of %v", got, ids)
+	}
+}
+
+// Stopping a hung substrate ends the hang: its goroutines end (goleak) and
+// a graceful shutdown still says goodbye.
+func TestShutdownWhileHung(t *testing.T) {
+	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
+	s := start(t, m, substratetest.Config{ID: "a"})
+	c := attach(t, m, s, "n1", "default")
+	s.UpdateFaults(func(f *substratetest.Faults) { f.Hang = true })
+	s.Shutdown(nil, false)
+	if g := c.expectGoodbye(); g.Reason != "shutdown" {
+		t.Fatalf("goodbye = %+v", g)
+	}
+}
+
 func TestWelcomeParentID(t *testing.T) {
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
 	s := start(t, m, substratetest.Config{ID: "a"})
-	s.SetWelcomeParentID("someone-else")
+	s.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeParentID = "someone-else" })
 	c := dial(t, s, secret)
 	c.hello("n1", "default")
 	if w := c.expectWelcome(); w.YourPosition.ParentID != "someone-else" {
@@ -389,7 +478,7 @@ func TestCorrupt(t *testing.T) {
 		t.Run(tt.mode.String(), func(t *testing.T) {
 			m := newMesh(t, substratetest.MeshConfig{Secret: secret})
 			s := start(t, m, substratetest.Config{ID: "a"})
-			s.SetCorrupt(tt.mode)
+			s.UpdateFaults(func(f *substratetest.Faults) { f.Corrupt = tt.mode })
 			c := dial(t, s, secret)
 			c.hello("n1", "default")
 			f := c.next()
