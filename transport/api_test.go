@@ -16,6 +16,7 @@ import (
 )
 
 func TestAttachRejectsURLsThatCannotBeDialed(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fastConfig())
 	for _, u := range []string{"", "localhost:8080", "http://127.0.0.1:1/v1/ws", "ws://", "://x"} {
 		if err := h.node.Attach(context.Background(), Substrate{URL: u}); err == nil {
@@ -31,6 +32,7 @@ func TestAttachRejectsURLsThatCannotBeDialed(t *testing.T) {
 // sees a normal closure (and has processed what was sent before it), not a
 // dropped connection.
 func TestLinksCloseWithTheCloseHandshake(t *testing.T) {
+	t.Parallel()
 	closed := make(chan websocket.StatusCode, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, nil)
@@ -75,6 +77,7 @@ func TestLinksCloseWithTheCloseHandshake(t *testing.T) {
 }
 
 func TestSubscribersSeeTheCloseTransition(t *testing.T) {
+	t.Parallel()
 	n, err := New(fastConfig())
 	if err != nil {
 		t.Fatal(err)

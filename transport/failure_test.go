@@ -56,6 +56,7 @@ func (h *harness) keptOld(stop func(), event fsm.Event) {
 }
 
 func TestFailedMigrationKeepsOld(t *testing.T) {
+	t.Parallel()
 	type F = substratetest.Faults
 	tests := []struct {
 		name   string
@@ -78,6 +79,7 @@ func TestFailedMigrationKeepsOld(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			h, _, b, stop := setup(t, fastConfig())
 			b.SetFaults(tc.faults)
 			if tc.hook != nil {
@@ -90,6 +92,7 @@ func TestFailedMigrationKeepsOld(t *testing.T) {
 }
 
 func TestNewLinkDiesDuringOverlap(t *testing.T) {
+	t.Parallel()
 	cfg := fastConfig()
 	cfg.Tuning.OverlapFloor, cfg.Tuning.OverlapGrace = time.Second, time.Second
 	h, _, b, stop := setup(t, cfg)
@@ -100,6 +103,7 @@ func TestNewLinkDiesDuringOverlap(t *testing.T) {
 }
 
 func TestCandidateThatNeverForwardsIsCancelled(t *testing.T) {
+	t.Parallel()
 	h, _, b, stop := setup(t, fastConfig())
 	b.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = true })
 	h.tryMigrate(b)
@@ -107,6 +111,7 @@ func TestCandidateThatNeverForwardsIsCancelled(t *testing.T) {
 }
 
 func TestOldDiesDuringOverlapAccelerates(t *testing.T) {
+	t.Parallel()
 	cfg := fastConfig()
 	cfg.Tuning.OverlapFloor, cfg.Tuning.OverlapGrace = time.Second, time.Second
 	h, a, b, stop := setup(t, cfg)
@@ -122,6 +127,7 @@ func TestOldDiesDuringOverlapAccelerates(t *testing.T) {
 }
 
 func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
+	t.Parallel()
 	h, a, b, stop := setup(t, fastConfig())
 	b.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeDelay = 300 * time.Millisecond })
 	h.tryMigrate(b)
@@ -142,6 +148,7 @@ func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
 }
 
 func TestGoodbyeMigratesToFirstLiveAlternative(t *testing.T) {
+	t.Parallel()
 	h, a, b, stop := setup(t, fastConfig())
 	dead := h.start("sub-dead", 0)
 	deadParent := dead.Parent()
@@ -165,6 +172,7 @@ func TestGoodbyeMigratesToFirstLiveAlternative(t *testing.T) {
 }
 
 func TestKilledPrimaryReattachesAtOnce(t *testing.T) {
+	t.Parallel()
 	h, a, _, stop := setup(t, fastConfig())
 	a.Kill()
 	// sub-b is known from sub-a's welcome topology.
@@ -176,6 +184,7 @@ func TestKilledPrimaryReattachesAtOnce(t *testing.T) {
 }
 
 func TestBadFramesOnPrimaryAreDroppedNotFatal(t *testing.T) {
+	t.Parallel()
 	cfg := fastConfig()
 	cfg.ReadLimit = 4096
 	h, a, _, stop := setup(t, cfg)
@@ -217,6 +226,7 @@ func TestBadFramesOnPrimaryAreDroppedNotFatal(t *testing.T) {
 }
 
 func TestStaleEventsFromDroppedCandidateAreIgnored(t *testing.T) {
+	t.Parallel()
 	h, _, b, stop := setup(t, fastConfig())
 	c := h.start("sub-c", 0)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
@@ -246,6 +256,7 @@ func TestStaleEventsFromDroppedCandidateAreIgnored(t *testing.T) {
 }
 
 func TestGoodbyeWithoutAlternativesFallsBackOnKnownSubstrates(t *testing.T) {
+	t.Parallel()
 	h, a, _, stop := setup(t, fastConfig())
 	// An empty list: REPRAM names none when it has no live peer it likes.
 	// sub-b is still known from sub-a's welcome topology.
@@ -263,6 +274,7 @@ func TestGoodbyeWithoutAlternativesFallsBackOnKnownSubstrates(t *testing.T) {
 // open, like a SIGSTOPped process) is suspected once its ping on silence
 // fails, and the node migrates make-before-break while keeping it.
 func TestHungPrimaryIsSuspected(t *testing.T) {
+	t.Parallel()
 	cfg := fastConfig()
 	cfg.Tuning.SuspectMin, cfg.Tuning.SuspectMax = 200*time.Millisecond, 400*time.Millisecond
 	h, a, _, stop := setup(t, cfg)
@@ -285,6 +297,7 @@ func TestHungPrimaryIsSuspected(t *testing.T) {
 // while the leaving primary still delivers (REPRAM closes 500ms after its
 // first goodbye, well past the 250ms attempt delay).
 func TestGoodbyeRacesPastAHungAlternative(t *testing.T) {
+	t.Parallel()
 	h, a, b, stop := setupGap(t, fastConfig(), 500*time.Millisecond)
 	c := h.start("sub-c", 0)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })

@@ -36,6 +36,7 @@ func (r *recordingPolicy) last() policy.Observation {
 // beside it. It migrates on latencies it measured itself: the primary's
 // heartbeat round trip and the candidate's probe, with no number handed in.
 func TestMigratesOnMeasuredLatency(t *testing.T) {
+	t.Parallel()
 	const slowDelay, fastDelay = 60 * time.Millisecond, 5 * time.Millisecond
 	for _, mode := range []string{"probe then observe", "observe measures"} {
 		t.Run(mode, func(t *testing.T) {
@@ -113,6 +114,7 @@ func TestMigratesOnMeasuredLatency(t *testing.T) {
 // Observe with Measure leaves the primary's substrate and candidates that
 // cannot be reached unmeasured, and never disturbs the primary.
 func TestObserveMeasureSkipsPrimaryAndDeadCandidates(t *testing.T) {
+	t.Parallel()
 	rec := &recordingPolicy{}
 	var err error
 	if rec.Evaluator, err = policy.New(policy.Config{}); err != nil {

@@ -199,7 +199,7 @@ func (n *Node) step(in engine.Input) error {
 	if err != nil {
 		return err
 	}
-	delivered := false
+	delivered, transitioned := false, false
 	for _, f := range effects {
 		switch f := f.(type) {
 		case engine.Dial:
@@ -228,7 +228,7 @@ func (n *Node) step(in engine.Input) error {
 			delivered = true
 			n.out <- f.Gossip // never blocks: the reader took a credit for it
 		case engine.Transitioned:
-			n.notify(f.Transition)
+			transitioned = true
 		case engine.Decided:
 			n.decided = f.Decision
 		case engine.Closed:
@@ -238,6 +238,15 @@ func (n *Node) step(in engine.Input) error {
 	}
 	if _, gossip := in.(engine.GossipReceived); gossip && !delivered {
 		<-n.env.credits // a duplicate, stale or rejected message: its credit returns
+	}
+	if transitioned {
+		// A subscriber told of a transition must find Status agreeing.
+		n.publish()
+		for _, f := range effects {
+			if t, ok := f.(engine.Transitioned); ok {
+				n.notify(t.Transition)
+			}
+		}
 	}
 	return nil
 }

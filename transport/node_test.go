@@ -10,6 +10,7 @@ import (
 )
 
 func TestSubstrateIdentityRefused(t *testing.T) {
+	t.Parallel()
 	cfg := fastConfig()
 	cfg.Identity.AcceptsInbound = true
 	if _, err := New(cfg); !errors.Is(err, ErrSubstrateIdentity) {
@@ -18,6 +19,7 @@ func TestSubstrateIdentityRefused(t *testing.T) {
 }
 
 func TestMigrationWithOverlapLosesNothing(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fastConfig())
 	a := h.start("sub-a", 0)
 	// The new substrate hears gossip later than the old one, so closing
@@ -59,6 +61,7 @@ func TestMigrationWithOverlapLosesNothing(t *testing.T) {
 // partial cycle of the switch, the second is the cooldown's full cycle);
 // two qualifying cycles after the cooldown do.
 func TestCooldownHoldsOffTheNextMigration(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fastConfig())
 	a, b, c := h.start("sub-a", 0), h.start("sub-b", 0), h.start("sub-c", 0)
 	h.attach(a)

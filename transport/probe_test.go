@@ -24,6 +24,7 @@ func newTestProxy(t *testing.T, s *substratetest.Substrate, delay time.Duration)
 // node attached to the same substrate keeps its registration and its
 // gossip.
 func TestProbeMeasuresWithoutRegistering(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, fastConfig())
 	a := h.start("sub-a", 0)
 	h.attach(a)
@@ -57,6 +58,7 @@ func TestProbeMeasuresWithoutRegistering(t *testing.T) {
 }
 
 func TestProbeErrors(t *testing.T) {
+	t.Parallel()
 	m := substratetest.NewMesh(substratetest.MeshConfig{})
 	defer m.Close()
 	s, err := m.Start(substratetest.Config{ID: "gone"})

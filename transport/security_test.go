@@ -47,6 +47,7 @@ func forged(t *testing.T, typ wire.Type, payload any, secret []byte) []byte {
 // a migration, a welcome changes nothing. A properly signed goodbye then
 // does migrate, so the test can tell the two apart.
 func TestUnsignedFramesFromPrimaryAreNeverActedOn(t *testing.T) {
+	t.Parallel()
 	h, a, b, stop := setup(t, fastConfig())
 	wrong := []byte("not-the-cluster-secret")
 	put := func(id string) wire.Message {
@@ -112,6 +113,7 @@ func TestUnsignedFramesFromPrimaryAreNeverActedOn(t *testing.T) {
 // A candidate whose welcome is unsigned or signed with another secret is
 // never promoted, whether the node is migrating or joining.
 func TestUnsignedWelcomeIsNeverPromoted(t *testing.T) {
+	t.Parallel()
 	for _, c := range []substratetest.Corruption{substratetest.CorruptUnsigned, substratetest.CorruptBadSignature} {
 		t.Run("migrating/"+c.String(), func(t *testing.T) {
 			h, _, b, stop := setup(t, fastConfig())
@@ -182,6 +184,7 @@ func assertNoSecret(t *testing.T, where, text string, secret []byte) {
 // migration, rejected frames, a forged candidate, a dial error and the
 // primary's death; nor any printed or marshalled form of the Config.
 func TestSecretNeverLogged(t *testing.T) {
+	t.Parallel()
 	secret := []byte("s3cr3t-cluster-key-0123456789")
 	tests := []struct {
 		name  string
@@ -328,6 +331,7 @@ func (h *harness) startTLS(id string, ca testCA) *substratetest.Substrate {
 // A node given the CA attaches over wss:// and migrates between two TLS
 // substrates with no gossip lost or duplicated; a probe works too.
 func TestWSSWithCustomCA(t *testing.T) {
+	t.Parallel()
 	ca := newTestCA(t)
 	cfg := fastConfig()
 	cfg.TLSConfig = &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12}
@@ -364,6 +368,7 @@ func TestWSSWithCustomCA(t *testing.T) {
 // Without the CA the TLS handshake fails: the node never attaches, keeps
 // rejoining, and says why.
 func TestWSSWithoutCAFailsClearly(t *testing.T) {
+	t.Parallel()
 	ca := newTestCA(t)
 	h := newHarness(t, fastConfig())
 	s := h.startTLS("sub-tls", ca)

@@ -45,6 +45,7 @@ func attrs(rec slog.Record) string {
 }
 
 func TestSlogBridgeKeepsLevelsAndFields(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		log   func(zerolog.Logger)
@@ -89,6 +90,7 @@ func TestSlogBridgeKeepsLevelsAndFields(t *testing.T) {
 
 // Events below the handler's level are dropped before zerolog formats them.
 func TestSlogBridgeHonoursTheHandlersLevel(t *testing.T) {
+	t.Parallel()
 	h := &records{level: slog.LevelWarn}
 	l := zerologToSlog(h)
 	if l.GetLevel() != zerolog.WarnLevel {
@@ -108,6 +110,7 @@ func TestSlogBridgeHonoursTheHandlersLevel(t *testing.T) {
 }
 
 func TestSlogBridgeRedactsTheSecret(t *testing.T) {
+	t.Parallel()
 	var buf bytes.Buffer
 	l := zerologToSlog(slog.NewJSONHandler(&buf, nil))
 	secret := Secret("s3cr3t-cluster-key-0123456789")
@@ -118,6 +121,7 @@ func TestSlogBridgeRedactsTheSecret(t *testing.T) {
 }
 
 func TestBothLoggersAreRefused(t *testing.T) {
+	t.Parallel()
 	cfg := fastConfig()
 	zl := zerolog.Nop()
 	cfg.Logger, cfg.SlogLogger = &zl, slog.Default()

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"html"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/repram/handover/fsm"
@@ -31,12 +33,20 @@ func dotFile(c fsm.Chart) ([]byte, error) {
 	p("digraph migration {\n")
 	p("\tgraph [rankdir=TB, fontname=\"Arial\", fontsize=16, labelloc=t, nodesep=0.5, ranksep=0.9, pad=0.3,\n")
 	p("\t\tlabel=%s];\n", quote("handover: attachment migration state chart (fsm.Declaration)"))
-	p("\tnode [fontname=\"Arial\", fontsize=13, shape=box, style=\"rounded,filled\", fillcolor=\"#f6f8fa\", color=\"#57606a\", margin=\"0.2,0.1\"];\n")
-	p("\tedge [fontname=\"Arial\", fontsize=10, arrowsize=0.8];\n\n")
+	p("\tnode [fontname=\"Arial\", fontsize=%s, shape=box, style=\"rounded,filled\", fillcolor=\"#f6f8fa\", color=\"#57606a\", margin=\"0.2,0.1\"];\n", num(nodeFont))
+	p("\tedge [fontname=\"Arial\", fontsize=%s, arrowsize=0.8];\n\n", num(edgeFont))
 
 	p("\tinitial [shape=point, width=0.18, label=\"\", tooltip=\"initial state\"];\n")
+	es := edges(c)
 	for _, s := range c.States {
-		attrs := []string{"tooltip=" + quote(stateTooltip(c, s))}
+		attrs := []string{"id=" + quote(stateID(s)), "tooltip=" + quote(stateTooltip(c, s))}
+		if label, w, ok, err := loopLabel(s, es); err != nil {
+			return nil, err
+		} else if ok {
+			attrs = append(attrs, "label=<"+label+">", "width="+w)
+		} else {
+			attrs = append(attrs, "width="+nodeWidth(string(s)))
+		}
 		if s == c.Initial {
 			attrs = append(attrs, "fillcolor=\"#ddf4ff\"")
 		}
@@ -45,14 +55,16 @@ func dotFile(c fsm.Chart) ([]byte, error) {
 		}
 		p("\t%s [%s];\n", quote(string(s)), strings.Join(attrs, ", "))
 	}
-	es := edges(c)
 	for _, to := range fanInTargets(es) {
-		p("\t%s [label=%s, style=\"rounded,dashed\", fillcolor=\"#ffffff\", fontcolor=\"#57606a\", tooltip=%s];\n",
-			anyNode(to), quote(anySource(to)), quote("stands for every state except "+string(to)))
+		p("\t%s [label=%s, width=%s, style=\"rounded,dashed\", fillcolor=\"#ffffff\", fontcolor=\"#57606a\", tooltip=%s];\n",
+			anyNode(to), quote(anySource(to)), nodeWidth(anySource(to)), quote("stands for every state except "+string(to)))
 	}
 
 	p("\n\tinitial -> %s;\n", quote(string(c.Initial)))
-	for _, e := range es {
+	for i, e := range es {
+		if isLoop(e) {
+			continue // drawn inside its state, see loopLabel
+		}
 		st, err := styleOf(e.path)
 		if err != nil {
 			return nil, err
@@ -61,57 +73,224 @@ func dotFile(c fsm.Chart) ([]byte, error) {
 		if e.fromAny {
 			from = anyNode(e.to)
 		}
-		p("\t%s -> %s [label=%s, color=%s, fontcolor=%s, style=%s, penwidth=%s, tooltip=%s];\n",
-			from, quote(string(e.to)), quote(dotLabel(e)), quote(st.color), quote(st.color),
+		p("\t%s -> %s [id=%s, label=<%s>, color=%s, fontcolor=%s, style=%s, penwidth=%s, tooltip=%s];\n",
+			from, quote(string(e.to)), quote(edgeID(i)), edgeLabel(e), quote(st.color), quote(st.color),
 			st.style, st.penwidth, quote(string(e.path)+": "+strings.Join(e.meanings, "; ")))
 	}
 
-	p("\n\tlegend [shape=plaintext, style=\"\", margin=0, label=<%s>];\n", legendTable(styles))
+	p("\n\tlegend [shape=plaintext, style=\"\", margin=0, label=<%s>];\n", legendTable(styles, usedGuards(c)))
 	p("\t{ rank=sink; legend; }\n")
 	p("}\n")
 	return b.Bytes(), nil
 }
 
-// legendTable is the legend as a Graphviz HTML-like table: a line sample
-// and the meaning of each path the chart uses.
-func legendTable(styles []pathStyle) string {
-	var b strings.Builder
-	b.WriteString(`<table border="1" color="#d0d7de" cellborder="0" cellspacing="0" cellpadding="5">`)
-	b.WriteString(`<tr><td colspan="3" align="left"><b>legend</b>: edges read <i>event, event / action, action</i></td></tr>`)
-	for _, st := range styles {
-		fmt.Fprintf(&b, `<tr><td align="left"><font color="%s">%s</font></td><td align="left"><font color="%s">%s</font></td><td align="left">%s</td></tr>`,
-			st.color, lineSample(st), st.color, html.EscapeString(string(st.path)), html.EscapeString(st.about))
+// Font sizes of the chart, in points.
+const (
+	nodeFont   = 13.0
+	edgeFont   = 10.0
+	legendFont = 13.0
+)
+
+// Room around text: Graphviz's node margin (0.2 inch a side) and the slack
+// left beside each label so neighbours never touch.
+const (
+	nodeMargin = 2 * 0.2 * 72
+	labelSlack = 6.0
+)
+
+// num formats a size for Graphviz, deterministically.
+func num(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// width formats a text width in points, rounded up with the slack added.
+func width(pt float64) string { return strconv.Itoa(int(math.Ceil(pt + labelSlack))) }
+
+// nodeWidth is a state box's width in inches: wide enough for its name in
+// the widest font a browser may substitute for Arial (see textWidth), so
+// the name never runs over the box.
+func nodeWidth(name string) string {
+	return strconv.FormatFloat((textWidth(name, nodeFont, false)+nodeMargin)/72, 'f', 2, 64)
+}
+
+// stateID and edgeID are the ids of a state's and an edge's SVG group
+// (edge i of edges(c)); review.html finds them by these.
+func stateID(s fsm.State) string { return "state_" + string(s) }
+func edgeID(i int) string        { return "edge_" + strconv.Itoa(i) }
+
+// isLoop reports whether e leaves and enters the same state. Loops are
+// drawn the UML way, as internal transitions listed inside their state:
+// Graphviz nests the loops of one node into each other and runs them
+// across their labels.
+func isLoop(e edge) bool { return !e.fromAny && e.from == e.to }
+
+// loopWrap is the longest line of an internal transition, in characters.
+const loopWrap = 46
+
+// loopLines is a loop's text inside its state's box, line by line.
+func loopLines(e edge) []string { return wrap(label(e), loopWrap) }
+
+// loopLabel returns the HTML-like label of a state with loops: its name, a rule,
+// then each loop as "event [guard] / actions" (loopLines) in its path's
+// colour. w is the node's width in inches, wide enough in the widest
+// substitute font. ok is false when s has no loops.
+func loopLabel(s fsm.State, es []edge) (text, w string, ok bool, err error) {
+	var rows []string
+	width := textWidth(string(s), nodeFont, false)
+	for _, e := range es {
+		if !isLoop(e) || e.from != s {
+			continue
+		}
+		st, err := styleOf(e.path)
+		if err != nil {
+			return "", "", false, err
+		}
+		var lines []string
+		for _, l := range loopLines(e) {
+			width = max(width, textWidth(l, edgeFont, false))
+			lines = append(lines, html.EscapeString(l)+`<br align="left"/>`)
+		}
+		rows = append(rows, fmt.Sprintf(`<tr><td align="left" balign="left"><font point-size="%s" color="%s">%s</font></td></tr>`,
+			num(edgeFont), st.color, strings.Join(lines, "")))
 	}
-	b.WriteString(`<tr><td colspan="3" align="left">a state ignores every event not drawn leaving it: hover it for the reasons, or see transitions.md</td></tr>`)
+	if len(rows) == 0 {
+		return "", "", false, nil
+	}
+	w = strconv.FormatFloat((width+labelSlack+nodeMargin)/72, 'f', 2, 64)
+	return `<table border="0" cellborder="0" cellspacing="0" cellpadding="2"><tr><td>` + html.EscapeString(string(s)) + `</td></tr><hr/>` +
+		strings.Join(rows, "") + `</table>`, w, true, nil
+}
+
+// edgeLabel is an edge's label as a Graphviz HTML-like table of one cell:
+// one line per event, the guard, then the actions after a slash. The cell
+// is as wide as the widest line in the widest substitute font (see
+// textWidth), so Graphviz reserves room for what a browser may draw.
+func edgeLabel(e edge) string {
+	lines := labelLines(e)
+	w := 0.0
+	esc := make([]string, len(lines))
+	for i, l := range lines {
+		w = max(w, textWidth(l, edgeFont, false))
+		esc[i] = html.EscapeString(l)
+	}
+	return fmt.Sprintf(`<table border="0" cellborder="0" cellspacing="0" cellpadding="0"><tr><td width="%s">%s</td></tr></table>`,
+		width(w), strings.Join(esc, "<br/>"))
+}
+
+// labelLines is an edge label line by line: one event per line (with a
+// comma after all but the last), the guard in brackets, then "/ actions".
+func labelLines(e edge) []string {
+	var out []string
+	for i, ev := range e.events {
+		l := string(ev)
+		if i < len(e.events)-1 {
+			l += ","
+		}
+		out = append(out, l)
+	}
+	if e.guard != "" {
+		out = append(out, guardText(e.guard))
+	}
+	if len(e.actions) > 0 {
+		out = append(out, wrap("/ "+actionText(e.actions), labelWrap)...)
+	}
+	return out
+}
+
+// labelWrap is the longest line of an edge label, in characters, before
+// its action list wraps: long labels push the states apart.
+const labelWrap = 32
+
+// wrap breaks s into lines of at most n characters at spaces (a longer
+// word gets a line of its own).
+func wrap(s string, n int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = w
+		case len(line)+1+len(w) <= n:
+			line += " " + w
+		default:
+			lines = append(lines, line)
+			line = w
+		}
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// legendTable is the legend as a Graphviz HTML-like table: a line sample,
+// the path's name and its meaning, one path a row. Every cell holds one
+// run of text in one style and has the width that run needs in the widest
+// substitute font, so no run can spill into the next.
+// Guards follow, each with its meaning wrapped to guardWrap characters.
+func legendTable(styles []pathStyle, guards []fsm.GuardInfo) string {
+	const reads = "edges read"
+	const form = labelForm
+	const foot = "a box lists under a rule the transitions that stay in its state; " +
+		"events not drawn are ignored: hover a state, or open review.html"
+	var sampleW, nameW, aboutW float64
+	sampleW = textWidth(reads, legendFont, false)
+	for _, st := range styles {
+		text, bold := lineSample(st)
+		sampleW = max(sampleW, textWidth(text, legendFont, bold))
+		nameW = max(nameW, textWidth(string(st.path), legendFont, false))
+		aboutW = max(aboutW, textWidth(st.about, legendFont, false))
+	}
+	for _, g := range guards {
+		nameW = max(nameW, textWidth(guardText(g.Guard), legendFont, false))
+		for _, l := range wrap(g.Meaning, guardWrap) {
+			aboutW = max(aboutW, textWidth(l, legendFont, false))
+		}
+	}
+	aboutW = max(aboutW, textWidth(form, legendFont, false)-nameW-labelSlack)
+	var b strings.Builder
+	b.WriteString(`<table border="1" color="#d0d7de" cellborder="0" cellspacing="0" cellpadding="4">`)
+	fmt.Fprintf(&b, `<tr><td colspan="3" align="left" width="%s"><b>legend</b></td></tr>`, width(textWidth("legend", legendFont, true)))
+	fmt.Fprintf(&b, `<tr><td align="left" width="%s">%s</td><td colspan="2" align="left"><i>%s</i></td></tr>`,
+		width(sampleW), reads, html.EscapeString(form))
+	for _, st := range styles {
+		text, bold := lineSample(st)
+		if bold {
+			text = "<b>" + text + "</b>"
+		}
+		fmt.Fprintf(&b, `<tr><td align="left" width="%s"><font color="%s">%s</font></td><td align="left" width="%s"><font color="%s">%s</font></td><td align="left" width="%s">%s</td></tr>`,
+			width(sampleW), st.color, text, width(nameW), st.color, html.EscapeString(string(st.path)), width(aboutW), html.EscapeString(st.about))
+	}
+	for i, g := range guards {
+		head := ""
+		if i == 0 {
+			head = "guards"
+		}
+		var lines []string
+		for _, l := range wrap(g.Meaning, guardWrap) {
+			lines = append(lines, html.EscapeString(l)+`<br align="left"/>`)
+		}
+		fmt.Fprintf(&b, `<tr><td align="left" valign="top" width="%s">%s</td><td align="left" valign="top" width="%s">%s</td><td align="left" width="%s">%s</td></tr>`,
+			width(sampleW), head, width(nameW), html.EscapeString(guardText(g.Guard)), width(aboutW), strings.Join(lines, ""))
+	}
+	fmt.Fprintf(&b, `<tr><td colspan="3" align="left" width="%s">%s</td></tr>`, width(textWidth(foot, legendFont, false)), html.EscapeString(foot))
 	b.WriteString(`</table>`)
 	return b.String()
 }
 
-// lineSample draws an edge style with text: bold, solid, dashed or dotted.
-func lineSample(st pathStyle) string {
+// guardWrap is the longest line of a guard's meaning in the legend.
+const guardWrap = 64
+
+// lineSample draws an edge style with text: bold, solid, dashed or dotted;
+// it reports whether the text is bold.
+func lineSample(st pathStyle) (string, bool) {
 	switch st.style {
 	case "dashed":
-		return "<b>– – – –</b>"
+		return "– – – –", true
 	case "dotted":
-		return "· · · · · · ·"
+		return "· · · · · · ·", false
 	case "bold":
-		return "<b>━━━━</b>"
+		return "━━━━", true
 	}
-	return "────"
-}
-
-// dotLabel is an edge label over several lines: one event per line, then the
-// actions after a slash.
-func dotLabel(e edge) string {
-	s := make([]string, len(e.events))
-	for i, ev := range e.events {
-		s[i] = string(ev)
-	}
-	l := strings.Join(s, ",\n")
-	if len(e.actions) > 0 {
-		l += "\n/ " + actionText(e.actions)
-	}
-	return l
+	return "────", false
 }
 
 // stateTooltip lists what a state ignores, for the SVG's hover text.
@@ -122,7 +301,7 @@ func stateTooltip(c fsm.Chart, s fsm.State) string {
 	}
 	lines := []string{string(s) + " ignores:"}
 	for _, ig := range igs {
-		lines = append(lines, string(ig.Event)+": "+ig.Reason)
+		lines = append(lines, ignoreLine(c, ig))
 	}
 	return strings.Join(lines, "\n")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"html"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/transport/engine"
 )
 
 // committed is where the generated files live, relative to this package.
@@ -20,8 +22,18 @@ const committed = "../../docs/statecharts"
 // generated renders the files once per test binary: Graphviz runs as
 // WebAssembly and is the slow part.
 var generated = sync.OnceValues(func() ([]file, error) {
-	return generate(context.Background(), fsm.Declaration())
+	return generate(context.Background(), testInput())
 })
+
+// testInput is the chart and the scenarios of the module, as run gives them.
+func testInput() input {
+	c := fsm.Declaration()
+	sc, err := readScenarios(c, "../../"+scenarioDir)
+	if err != nil {
+		panic(err)
+	}
+	return input{chart: c, scenarios: sc, rules: engine.Rules()}
+}
 
 func files(t *testing.T) []file {
 	t.Helper()
@@ -49,7 +61,7 @@ func edgeOf(t *testing.T, es []edge, tr fsm.Transition) edge {
 	var found []edge
 	for _, e := range es {
 		if e.to == tr.To && (e.from == tr.From || e.fromAny) && slices.Contains(e.events, tr.Event) &&
-			e.path == tr.Path && slices.Equal(e.actions, tr.Actions) {
+			e.guard == tr.Guard && e.path == tr.Path && slices.Equal(e.actions, tr.Actions) {
 			found = append(found, e)
 		}
 	}
@@ -128,22 +140,42 @@ func TestDotHasEveryTransition(t *testing.T) {
 	c := fsm.Declaration()
 	dot := fileData(t, "migration.dot")
 	lines := strings.Split(dot, "\n")
+	es := edges(c)
 	for _, tr := range c.Transitions {
-		e := edgeOf(t, edges(c), tr)
-		prefix := "\t" + quote(string(tr.From)) + " -> " + quote(string(tr.To)) + " ["
-		if e.fromAny {
-			prefix = "\t" + anyNode(tr.To) + " -> " + quote(string(tr.To)) + " ["
-		}
+		e := edgeOf(t, es, tr)
+		i := slices.IndexFunc(es, func(x edge) bool {
+			return slices.Equal(x.events, e.events) && x.from == e.from && x.to == e.to && x.guard == e.guard && x.path == e.path
+		})
 		st, err := styleOf(tr.Path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []string{string(tr.Event), "color=" + quote(st.color), "style=" + st.style}
-		if len(tr.Actions) > 0 {
-			want = append(want, "/ "+actionText(tr.Actions))
+		var prefix string
+		var want []string
+		switch {
+		case isLoop(e): // listed inside its state's box
+			prefix = "\t" + quote(string(tr.From)) + " [id="
+			want = append(want, `color="`+st.color+`"`)
+			for _, l := range loopLines(e) {
+				want = append(want, html.EscapeString(l))
+			}
+		case e.fromAny:
+			prefix = "\t" + anyNode(tr.To) + " -> " + quote(string(tr.To)) + " [id=" + quote(edgeID(i))
+			want = []string{string(tr.Event), "color=" + quote(st.color), "style=" + st.style}
+		default:
+			prefix = "\t" + quote(string(tr.From)) + " -> " + quote(string(tr.To)) + " [id=" + quote(edgeID(i))
+			want = []string{string(tr.Event), "color=" + quote(st.color), "style=" + st.style}
+		}
+		if !isLoop(e) {
+			if tr.Guard != "" {
+				want = append(want, "<br/>"+guardText(tr.Guard)+"<br/>")
+			}
+			if len(tr.Actions) > 0 {
+				want = append(want, "/ "+string(tr.Actions[0]))
+			}
 		}
 		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, prefix) && containsAll(l, want) }) {
-			t.Errorf("migration.dot has no edge %s...] with %q", prefix, want)
+			t.Errorf("migration.dot has no line %s...] with %q", prefix, want)
 		}
 	}
 	if !strings.Contains(dot, "initial -> "+quote(string(c.Initial))) {
@@ -155,8 +187,8 @@ func TestDotTooltipsListEveryIgnore(t *testing.T) {
 	c := fsm.Declaration()
 	lines := strings.Split(fileData(t, "migration.dot"), "\n")
 	for _, ig := range c.Ignores {
-		prefix := "\t" + quote(string(ig.State)) + " [tooltip="
-		want := `\n` + string(ig.Event) + ": " + ig.Reason
+		prefix := "\t" + quote(string(ig.State)) + " [id=" + quote(stateID(ig.State)) + ", tooltip="
+		want := `\n` + ignoreLine(c, ig)
 		if !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, prefix) && strings.Contains(l, want) }) {
 			t.Errorf("migration.dot: the tooltip of %s does not say it ignores %s", ig.State, ig.Event)
 		}
@@ -178,6 +210,9 @@ func TestMermaidHasEveryTransition(t *testing.T) {
 		}
 		prefix := "    " + from + " --> " + string(tr.To) + " : "
 		want := []string{string(tr.Event), "«" + string(tr.Path) + "»"}
+		if tr.Guard != "" {
+			want = append(want, " "+guardText(tr.Guard))
+		}
 		if len(tr.Actions) > 0 {
 			want = append(want, " / "+actionText(tr.Actions))
 		}
@@ -214,7 +249,9 @@ func TestUnknownPathIsAnError(t *testing.T) {
 	c := fsm.Declaration()
 	c.Transitions[0].Path = "teleport"
 	for name, render := range map[string]func(fsm.Chart) ([]byte, error){
-		"dot": dotFile, "mermaid": mermaidFile, "markdown": markdownFile,
+		"dot": dotFile, "mermaid": mermaidFile,
+		"markdown": func(c fsm.Chart) ([]byte, error) { return markdownFile(c, nil) },
+		"review":   func(c fsm.Chart) ([]byte, error) { return reviewFile(c, []byte("<svg></svg>"), nil, nil) },
 	} {
 		if _, err := render(c); err == nil || !strings.Contains(err.Error(), `"teleport"`) {
 			t.Errorf("%s: error %v, want one naming the path without a style", name, err)
@@ -237,9 +274,8 @@ func section(md, title string) []string {
 func TestMarkdownDecidesEveryCell(t *testing.T) {
 	c := fsm.Declaration()
 	md := fileData(t, "transitions.md")
-	rows := map[[2]string]string{}
+	rows := map[[2]string][]string{}
 	var state string
-	count := 0
 	for _, l := range section(md, mdCells) {
 		if s, ok := strings.CutPrefix(l, "### "); ok {
 			state = s
@@ -247,32 +283,46 @@ func TestMarkdownDecidesEveryCell(t *testing.T) {
 		}
 		if rest, ok := strings.CutPrefix(l, "| `"); ok {
 			event, _, _ := strings.Cut(rest, "`")
-			rows[[2]string{state, event}] = l
-			count++
+			k := [2]string{state, event}
+			rows[k] = append(rows[k], l)
 		}
 	}
-	if want := len(c.States) * len(c.Events); count != want || len(rows) != want {
-		t.Errorf("%d cell rows (%d distinct), want one per state × event: %d", count, len(rows), want)
+	if want := len(c.States) * len(c.Events); len(rows) != want {
+		t.Errorf("rows for %d state × event pairs, want %d", len(rows), want)
+	}
+	transition := func(tr *fsm.Transition) []string {
+		want := []string{"| **→ " + string(tr.To) + "** |", " " + string(tr.Path) + " ", tr.Meaning}
+		if len(tr.Actions) > 0 {
+			want = append(want, "| "+actionText(tr.Actions)+" |")
+		}
+		return want
 	}
 	for _, s := range c.States {
 		for _, e := range c.Events {
-			row, ok := rows[[2]string{string(s), string(e)}]
-			if !ok {
-				t.Errorf("transitions.md has no row for (%s, %s)", s, e)
+			got := rows[[2]string{string(s), string(e)}]
+			cell, _ := c.Cell(s, e)
+			if len(got) != len(cell.Guarded)+1 {
+				t.Errorf("(%s, %s): %d rows, want one per guarded transition and one fallback: %d", s, e, len(got), len(cell.Guarded)+1)
 				continue
 			}
-			cell, _ := c.Cell(s, e)
-			var want []string
-			if tr := cell.Transition; tr != nil {
-				want = []string{"| **→ " + string(tr.To) + "** |", " " + string(tr.Path) + " ", tr.Meaning}
-				if len(tr.Actions) > 0 {
-					want = append(want, "| "+actionText(tr.Actions)+" |")
-				}
-			} else {
-				want = []string{"| ignored |", cell.Ignore.Reason}
+			var wants [][]string
+			for _, tr := range cell.Guarded {
+				wants = append(wants, append(transition(tr), "| `"+guardText(tr.Guard)+"` |"))
 			}
-			if !containsAll(row, want) {
-				t.Errorf("(%s, %s): row %q lacks one of %q", s, e, row, want)
+			var fallback []string
+			if tr := cell.Transition; tr != nil {
+				fallback = transition(tr)
+			} else {
+				fallback = []string{"| ignored |", cell.Ignore.Reason}
+			}
+			if len(cell.Guarded) > 0 {
+				fallback = append(fallback, "| else |")
+			}
+			wants = append(wants, fallback)
+			for i, want := range wants {
+				if !containsAll(got[i], want) {
+					t.Errorf("(%s, %s): row %q lacks one of %q", s, e, got[i], want)
+				}
 			}
 		}
 	}
@@ -291,6 +341,9 @@ func TestMarkdownListsEveryTransition(t *testing.T) {
 	}
 	for i, tr := range c.Transitions {
 		want := []string{"| " + string(tr.From) + " |", "| `" + string(tr.Event) + "` |", "| " + string(tr.To) + " |", tr.Meaning}
+		if tr.Guard != "" {
+			want = append(want, "| `"+guardText(tr.Guard)+"` |")
+		}
 		if !containsAll(rows[i], want) {
 			t.Errorf("row %d %q lacks one of %q", i+1, rows[i], want)
 		}
@@ -325,7 +378,7 @@ func firstTransition(c fsm.Chart, e fsm.Event) (fsm.Transition, bool) {
 }
 
 func TestGenerateIsDeterministic(t *testing.T) {
-	again, err := generate(context.Background(), fsm.Declaration())
+	again, err := generate(context.Background(), testInput())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,9 @@
 //	docs/statecharts/migration.mmd   Mermaid stateDiagram-v2 (GitHub renders it)
 //	docs/statecharts/migration.svg   rendered in-process by Graphviz compiled to WebAssembly
 //	docs/statecharts/transitions.md  every (state, event) decision and every transition
+//	docs/statecharts/review.html     one self-contained page: the chart, the scenarios of
+//	                                 testdata/fsm/scenarios highlighted on it, the guards,
+//	                                 the engine's rules and every decision
 //
 // Run it from anywhere inside the module:
 //
@@ -31,6 +34,7 @@ import (
 	"strings"
 
 	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/transport/engine"
 )
 
 // defaultOut is where the files go, relative to the module root.
@@ -59,16 +63,21 @@ func main() {
 // them with what dir holds). An empty dir means defaultOut under the module
 // root.
 func run(ctx context.Context, dir string, check bool, stdout io.Writer) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
 	readme := ""
 	if dir == "" {
-		root, err := moduleRoot()
-		if err != nil {
-			return err
-		}
 		dir = filepath.Join(root, defaultOut)
 		readme = filepath.Join(root, "README.md")
 	}
-	files, err := generate(ctx, fsm.Declaration())
+	c := fsm.Declaration()
+	scenarios, err := readScenarios(c, filepath.Join(root, scenarioDir))
+	if err != nil {
+		return err
+	}
+	files, err := generate(ctx, input{chart: c, scenarios: scenarios, rules: engine.Rules()})
 	if err != nil {
 		return err
 	}
@@ -107,8 +116,16 @@ type file struct {
 	data []byte
 }
 
-// generate renders every file from the chart, in a fixed order.
-func generate(ctx context.Context, c fsm.Chart) ([]file, error) {
+// input is what the files are generated from.
+type input struct {
+	chart     fsm.Chart
+	scenarios []scenario    // replayed on chart, for review.html
+	rules     []engine.Rule // the engine's rules, for review.html and transitions.md
+}
+
+// generate renders every file from the input, in a fixed order.
+func generate(ctx context.Context, in input) ([]file, error) {
+	c := in.chart
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("the declaration is invalid, fix fsm/chart.go: %w", err)
 	}
@@ -120,11 +137,15 @@ func generate(ctx context.Context, c fsm.Chart) ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
-	md, err := markdownFile(c)
+	md, err := markdownFile(c, in.rules)
 	if err != nil {
 		return nil, err
 	}
 	svg, err := svgFile(ctx, dot)
+	if err != nil {
+		return nil, err
+	}
+	review, err := reviewFile(c, svg, in.scenarios, in.rules)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +154,7 @@ func generate(ctx context.Context, c fsm.Chart) ([]file, error) {
 		{"migration.mmd", mmd},
 		{"migration.svg", svg},
 		{"transitions.md", md},
+		{"review.html", review},
 	}, nil
 }
 
@@ -209,7 +231,7 @@ func moduleRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("no go.mod at or above the working directory: run gendot inside the module or pass -out")
+			return "", errors.New("no go.mod at or above the working directory: run gendot inside the module, which holds the scenarios it reads (testdata/fsm/scenarios)")
 		}
 		dir = parent
 	}

@@ -21,7 +21,10 @@ func mermaidFile(c fsm.Chart) ([]byte, error) {
 
 	p("stateDiagram-v2\n")
 	p("    %%%% %s\n", generatedNote)
-	p("    %%%% Edges read: event, event / action, action «path». Ignored events are listed in transitions.md.\n")
+	p("    %%%% Edges read: %s «path». Ignored events are listed in transitions.md.\n", labelForm)
+	for _, g := range usedGuards(c) {
+		p("    %%%% Guard %s: %s\n", guardText(g.Guard), g.Meaning)
+	}
 	p("    %%%% Paths (colours and line styles in migration.svg):\n")
 	for _, st := range styles {
 		p("    %%%%   %s (%s): %s\n", st.path, st.look, st.about)
@@ -50,9 +53,12 @@ func mermaidFile(c fsm.Chart) ([]byte, error) {
 	}
 
 	p("    note right of %s\n", notePlace(c))
-	p("        Legend: event, event / action, action «path»\n")
+	p("        Legend: %s «path»\n", labelForm)
 	for _, st := range styles {
 		p("        «%s» %s\n", st.path, st.about)
+	}
+	for _, g := range usedGuards(c) {
+		p("        %s %s\n", guardText(g.Guard), g.Meaning)
 	}
 	p("    end note\n")
 

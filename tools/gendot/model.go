@@ -26,12 +26,18 @@ var pathStyles = []pathStyle{
 		"make-before-break happy path: dial, handshake, overlap, switch"},
 	{fsm.PathForced, "#8250df", "bold", "2", "bold purple",
 		"the primary said goodbye: migrate now, no hysteresis"},
+	{fsm.PathSuspect, "#bf3989", "dashed", "2.5", "bold dashed pink",
+		"the primary went silent: migrate now, keep it meanwhile"},
 	{fsm.PathAccelerate, "#0969da", "bold", "2.5", "bold blue",
 		"the old link died mid-overlap: the new one becomes primary"},
+	{fsm.PathRace, "#953800", "solid", "1.5", "solid brown",
+		"Happy Eyeballs: another candidate joins or leaves the race"},
 	{fsm.PathCancel, "#d4570b", "dashed", "2", "dashed orange",
-		"the candidate failed: cancel, keep the old link"},
+		"every candidate failed: cancel, keep the old link"},
 	{fsm.PathContinue, "#0a7e8c", "dashed", "1.5", "dashed teal",
-		"the old link died before welcome: the candidate goes on alone"},
+		"the old link died before a welcome: the candidates go on alone"},
+	{fsm.PathReattach, "#9a6700", "dashed", "1.5", "dashed ochre",
+		"the primary died: race the alternatives at once"},
 	{fsm.PathJoin, "#24292f", "solid", "1.5", "solid black",
 		"becoming attached from nothing"},
 	{fsm.PathDetach, "#cf222e", "dotted", "1.5", "dotted red",
@@ -71,7 +77,7 @@ func usedStyles(c fsm.Chart) ([]pathStyle, error) {
 }
 
 // edge is one arrow of a diagram: the transitions that share a source,
-// target, path and actions, drawn once with all their events. When fromAny
+// target, guard, path and actions, drawn once with all their events. When fromAny
 // is set the edge stands for the same transition declared from every state
 // but its target (close), and from is empty.
 type edge struct {
@@ -79,6 +85,7 @@ type edge struct {
 	fromAny  bool
 	to       fsm.State
 	events   []fsm.Event
+	guard    fsm.Guard // empty: unguarded
 	actions  []fsm.Action
 	path     fsm.Path
 	meanings []string // distinct, in declaration order
@@ -93,6 +100,7 @@ const minFanIn = 3
 func edges(c fsm.Chart) []edge {
 	type fanKey struct {
 		event   fsm.Event
+		guard   fsm.Guard
 		to      fsm.State
 		path    fsm.Path
 		actions string
@@ -102,7 +110,7 @@ func edges(c fsm.Chart) []edge {
 	}
 	sources := map[fanKey][]fsm.State{}
 	for _, t := range c.Transitions {
-		k := fanKey{t.Event, t.To, t.Path, actionKey(t.Actions)}
+		k := fanKey{t.Event, t.Guard, t.To, t.Path, actionKey(t.Actions)}
 		sources[k] = append(sources[k], t.From)
 	}
 	fromAll := func(k fanKey) bool {
@@ -121,18 +129,18 @@ func edges(c fsm.Chart) []edge {
 	var out []edge
 	index := map[string]int{}
 	for _, t := range c.Transitions {
-		fk := fanKey{t.Event, t.To, t.Path, actionKey(t.Actions)}
+		fk := fanKey{t.Event, t.Guard, t.To, t.Path, actionKey(t.Actions)}
 		all := fromAll(fk)
 		from := t.From
 		if all {
 			from = ""
 		}
-		key := strings.Join([]string{string(from), string(t.To), string(t.Path), actionKey(t.Actions)}, "\x00")
+		key := strings.Join([]string{string(from), string(t.To), string(t.Guard), string(t.Path), actionKey(t.Actions)}, "\x00")
 		i, ok := index[key]
 		if !ok {
 			i = len(out)
 			index[key] = i
-			out = append(out, edge{from: from, fromAny: all, to: t.To, path: t.Path,
+			out = append(out, edge{from: from, fromAny: all, to: t.To, guard: t.Guard, path: t.Path,
 				actions: slices.Clone(t.Actions)})
 		}
 		e := &out[i]
@@ -169,13 +177,28 @@ func joinNames[T ~string](names []T) string {
 	return strings.Join(s, ", ")
 }
 
-// label is an edge label on one line: "event, event / action, action".
-func label(e edge) string {
-	if len(e.actions) == 0 {
-		return eventText(e)
+// guardText is a guard the UML way, "[guard]", or "" for none.
+func guardText(g fsm.Guard) string {
+	if g == "" {
+		return ""
 	}
-	return eventText(e) + " / " + actionText(e.actions)
+	return "[" + string(g) + "]"
 }
+
+// label is an edge label on one line: "event, event [guard] / action, action".
+func label(e edge) string {
+	l := eventText(e)
+	if e.guard != "" {
+		l += " " + guardText(e.guard)
+	}
+	if len(e.actions) > 0 {
+		l += " / " + actionText(e.actions)
+	}
+	return l
+}
+
+// labelForm is how every legend spells a label.
+const labelForm = "event, event [guard] / action, action"
 
 // ignoredIn returns the ignores declared for state s, in event order.
 func ignoredIn(c fsm.Chart, s fsm.State) []fsm.Ignore {
@@ -183,6 +206,27 @@ func ignoredIn(c fsm.Chart, s fsm.State) []fsm.Ignore {
 	for _, e := range c.Events {
 		if cell, ok := c.Cell(s, e); ok && cell.Ignore != nil {
 			out = append(out, *cell.Ignore)
+		}
+	}
+	return out
+}
+
+// ignoreLine says why s ignores an event, "event: reason", or, when guarded
+// transitions of the pair come first, "event (no guard holds): reason".
+func ignoreLine(c fsm.Chart, ig fsm.Ignore) string {
+	if cell, _ := c.Cell(ig.State, ig.Event); len(cell.Guarded) > 0 {
+		return string(ig.Event) + " (no guard holds): " + ig.Reason
+	}
+	return string(ig.Event) + ": " + ig.Reason
+}
+
+// usedGuards returns the declared guards some transition uses, in
+// declaration order.
+func usedGuards(c fsm.Chart) []fsm.GuardInfo {
+	var out []fsm.GuardInfo
+	for _, g := range c.Guards {
+		if slices.ContainsFunc(c.Transitions, func(t fsm.Transition) bool { return t.Guard == g.Guard }) {
+			out = append(out, g)
 		}
 	}
 	return out
