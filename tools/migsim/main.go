@@ -1,22 +1,31 @@
 // Command migsim runs a transient node through a simulated REPRAM network
-// on loopback and reports what its migrations cost: every link is a real
-// WebSocket served by transport/substratetest, and the node is a real
-// transport.Node.
+// and reports what its migrations cost. It has five modes:
+//
+//	migsim [run] [flags]        a scenario over real loopback WebSockets (transport/substratetest,
+//	                            a real transport.Node): timeline and summary; the default
+//	migsim compare [flags]      ours, break-before-make and naive on one scenario, one table
+//	migsim replay -replay FILE  a latency trace (testdata/traces) through the policy alone
+//	migsim scale [flags]        a scale study in virtual time (transport/simnet driving the engine):
+//	                            100,000 nodes, capacity, partial mesh, churn, noise; -sockets: the
+//	                            mass migration over real loopback sockets instead
+//	migsim live -connect ...    a node against running REPRAM substrates
+//
+// Examples:
 //
 //	go run ./tools/migsim                         the default scenario: timeline and summary
-//	go run ./tools/migsim -json                   the summary as one JSON object
-//	go run ./tools/migsim -svg run.svg            also plot latency, primary and migrations
-//	go run ./tools/migsim -scenario jitter        a scenario of testdata/scenarios (or a path)
-//	go run ./tools/migsim -strategy break-before-make   the baseline: close, then dial
-//	go run ./tools/migsim -policy naive           the baseline: no hysteresis
-//	go run ./tools/migsim -compare                ours and both baselines side by side
-//	go run ./tools/migsim -replay testdata/traces/jitter.csv -improvement 0.2 -cycles 3
-//	go run ./tools/migsim -replay testdata/traces/noise-spikes.csv -filter none
-//	go run ./tools/migsim -nodes 1000             a mass migration of many nodes
-//	go run ./tools/migsim -connect h1:8080,h2:8080,h3:8080 -secret S -enclave E
+//	go run ./tools/migsim run -json               the summary as one JSON object
+//	go run ./tools/migsim run -svg run.svg        also plot latency, primary and migrations
+//	go run ./tools/migsim run -scenario jitter    a scenario of testdata/scenarios (or a path)
+//	go run ./tools/migsim run -strategy break-before-make   the baseline: close, then dial
+//	go run ./tools/migsim compare                 ours and both baselines side by side
+//	go run ./tools/migsim replay -replay testdata/traces/jitter.csv -improvement 0.2 -cycles 3
+//	go run ./tools/migsim scale -nodes 100000 -substrates 200
+//	go run ./tools/migsim scale -sockets -nodes 600
+//	go run ./tools/migsim live -connect h1:8080,h2:8080,h3:8080 -secret S -enclave E
 //
-// The exit status is 1 when a run lost a message or delivered one twice,
-// 2 for bad usage.
+// The old forms (-compare, -replay FILE, -connect without a mode) still
+// work. The exit status is 1 when a run lost a message or delivered one
+// twice, 2 for bad usage.
 package main
 
 import (
@@ -27,6 +36,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -36,6 +46,12 @@ import (
 
 // errFailed is returned when a run broke the guarantee; main exits 1.
 var errFailed = errors.New("messages were lost or delivered twice")
+
+// errUsage is returned for bad usage, already explained; main exits 2.
+var errUsage = errors.New("bad usage")
+
+// modes are migsim's subcommands but scale, which has its own flags.
+var modes = []string{"run", "compare", "replay", "live"}
 
 // flags holds the command line.
 type flags struct {
@@ -71,8 +87,6 @@ func main() {
 	fs.IntVar(&f.streak, "cycles", 0, "policy: consecutive qualifying cycles before migrating (default 2)")
 	fs.IntVar(&f.cooldown, "cooldown", 0, "policy: cooldown cycles after a change of attachment (default 1)")
 	fs.IntVar(&f.ppWindow, "pingpong-window", 0, "policy: cycles within which a return counts as a ping-pong (default 8)")
-	fs.IntVar(&f.nodes, "nodes", 0, "run this many transient nodes through a mass migration (a substrate says goodbye to all)")
-	fs.DurationVar(&f.goodbyeGap, "goodbye-gap", 500*time.Millisecond, "-nodes: gap between the leaving substrate's two goodbyes")
 	fs.StringVar(&f.connect, "connect", "", "live mode: HOST:PORT[,HOST:PORT...] of running substrates (ID@HOST:PORT to name them)")
 	fs.StringVar(&f.secret, "secret", "", "live mode: the cluster secret")
 	fs.StringVar(&f.enclave, "enclave", "default", "live mode: this node's enclave")
@@ -80,26 +94,40 @@ func main() {
 	fs.DurationVar(&f.migrateEvery, "migrate-every", 0, "live mode: migrate on this schedule instead of on measured latency")
 	fs.DurationVar(&f.duration, "duration", 0, "live mode: stop after this long (default: until interrupted)")
 	fs.DurationVar(&f.cycle, "cycle", time.Second, "live mode: evaluation cycle")
-	fs.Float64Var(&f.publishRate, "publish-rate", 0, "-connect: PUTs a second over the substrates' HTTP API, honestly accounted (needs 2+ substrates); -nodes: messages a second into the mesh (default 20)")
+	fs.Float64Var(&f.publishRate, "publish-rate", 0, "live: PUTs a second over the substrates' HTTP API, honestly accounted (needs 2+ substrates)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: migsim [flags]\n\nRuns a transient node through a simulated network on loopback and reports "+
+		fmt.Fprintf(fs.Output(), "usage: migsim [run|compare|replay|live] [flags]\n       migsim scale [flags]   (migsim scale -h)\n\n"+
+			"Runs a transient node through a simulated network on loopback and reports "+
 			"lost and duplicated gossip, migrations and flaps.\nScenarios: testdata/scenarios/README.md.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		os.Exit(2)
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		os.Exit(2)
-	}
-	f.set = map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
-
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	err := dispatch(ctx, f, os.Stdout)
+	args, mode := os.Args[1:], ""
+	if len(args) > 0 && (args[0] == "scale" || slices.Contains(modes, args[0])) {
+		mode, args = args[0], args[1:]
+	}
+	var err error
+	if mode == "scale" {
+		err = runScaleCmd(ctx, args, os.Stdout)
+	} else {
+		if fs.Parse(args) != nil {
+			os.Exit(2)
+		}
+		if fs.NArg() > 0 {
+			fs.Usage()
+			os.Exit(2)
+		}
+		f.set = map[string]bool{}
+		fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+		err = f.checkMode(mode)
+		if err == nil {
+			err = dispatch(ctx, f, os.Stdout)
+		}
+	}
 	switch {
+	case errors.Is(err, errUsage):
+		os.Exit(2)
 	case errors.Is(err, errFailed):
 		fmt.Fprintln(os.Stderr, "migsim:", err)
 		os.Exit(1)
@@ -114,8 +142,6 @@ func dispatch(ctx context.Context, f flags, out io.Writer) error {
 	switch {
 	case f.replay != "":
 		return runReplay(f, out)
-	case f.nodes > 0:
-		return runScale(ctx, f, out)
 	case f.connect != "":
 		return runLive(ctx, f, out)
 	}
@@ -164,6 +190,24 @@ func dispatch(ctx context.Context, f flags, out io.Writer) error {
 	}
 	if res.Summary.Failed() {
 		return errFailed
+	}
+	return nil
+}
+
+// checkMode sets the flags a mode implies and refuses a mode whose
+// required flag is missing.
+func (f *flags) checkMode(mode string) error {
+	switch mode {
+	case "compare":
+		f.compare = true
+	case "replay":
+		if f.replay == "" {
+			return fmt.Errorf("migsim replay: name the trace with -replay FILE (testdata/traces)")
+		}
+	case "live":
+		if f.connect == "" {
+			return fmt.Errorf("migsim live: name the substrates with -connect HOST:PORT[,HOST:PORT...]")
+		}
 	}
 	return nil
 }

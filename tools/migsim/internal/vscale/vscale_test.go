@@ -1,0 +1,64 @@
+package vscale
+
+import (
+	"reflect"
+	"testing"
+	"time"
+)
+
+// small is a study small enough for every test run: 8 substrates of
+// REPRAM's default 100 children, s0's 100 children rehome on its 4 peers.
+func small(seed uint64) Config {
+	return Config{Nodes: 400, Substrates: 8, Seed: seed, Duration: 12 * time.Second, Noise: 3, NoiseEvery: 4 * time.Second,
+		NoiseFor: 2 * time.Second, Churn: 6, ChurnBack: 3 * time.Second}
+}
+
+func TestRunSeedReproduces(t *testing.T) {
+	a, err := Run(small(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Run(small(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Wall, a.HeapBytes, b.Wall, b.HeapBytes = 0, 0, 0, 0
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("seed 7 twice:\n%+v\n%+v", a, b)
+	}
+	c, err := Run(small(8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Wall, c.HeapBytes, c.Config = 0, 0, a.Config
+	if reflect.DeepEqual(a, c) {
+		t.Fatal("seeds 7 and 8 gave the same study: the seed does not reach the network")
+	}
+}
+
+func TestRunGracefulShutdownLosesNothing(t *testing.T) {
+	r, err := Run(Config{Nodes: 400, Substrates: 8, Duration: 10 * time.Second, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Rehome = nil
+	t.Logf("%+v", r)
+	if r.MaxChildren != DefaultMaxChildren {
+		t.Errorf("max children %d, want REPRAM's %d", r.MaxChildren, DefaultMaxChildren)
+	}
+	if r.Lost != 0 || r.Duplicates != 0 || r.Detached != 0 {
+		t.Errorf("lost %d, duplicates %d, detached %d: want 0", r.Lost, r.Duplicates, r.Detached)
+	}
+	if r.Shutdowns != 1 || r.Rehomes != r.LoadBefore[0] || r.Rehomes == 0 {
+		t.Errorf("%d rehomes after %d shutdowns: want s0's %d children rehomed once", r.Rehomes, r.Shutdowns, r.LoadBefore[0])
+	}
+	if len(r.LoadAfter) != 7 || r.LoadMaxAfter > r.MaxChildren || r.LoadMaxBefore > r.MaxChildren || r.LoadMeanBefore < 50 || r.LoadMeanBefore > 51 {
+		t.Errorf("load before %v, after %v: want none over capacity, 7 live substrates after, a mean of 50 (51 with links in overlap)", r.LoadBefore, r.LoadAfter)
+	}
+	if r.RehomeP50 <= 0 || r.RehomeP50 > r.RehomeP99 || r.RehomeP99 > r.RehomeMax || r.RehomeMax > 2*time.Second {
+		t.Errorf("rehome p50 %v p99 %v max %v", r.RehomeP50, r.RehomeP99, r.RehomeMax)
+	}
+	if r.Owed == 0 || r.Delivered < r.Owed {
+		t.Errorf("owed %d delivered %d", r.Owed, r.Delivered)
+	}
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"time"
+
+	"github.com/repram/handover/tools/migsim/internal/vscale"
+)
+
+// runScaleCmd is `migsim scale`: a scale study in virtual time (the
+// default), or with -sockets the mass migration over real loopback
+// WebSockets.
+func runScaleCmd(ctx context.Context, args []string, out io.Writer) error {
+	var (
+		c       vscale.Config
+		f       flags
+		sockets bool
+	)
+	fs := flag.NewFlagSet("migsim scale", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.IntVar(&c.Nodes, "nodes", 1000, "transient nodes")
+	fs.IntVar(&c.Substrates, "substrates", 0, "substrates (default nodes/500, at least 4)")
+	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the network, round trips, churn, noise and engines: the same seed gives the same numbers")
+	fs.IntVar(&c.MaxChildren, "max-children", 0, "capacity of every substrate (default REPRAM's 100, or 1.5 × the mean load when 100 cannot hold the nodes)")
+	fs.IntVar(&c.Peers, "peers", 0, "peers each substrate knows, named as alternatives (partial mesh; default 4)")
+	fs.IntVar(&c.Regions, "regions", 0, "regions the substrates fall in, for round trips and noise (default 8)")
+	fs.DurationVar(&c.RTT, "rtt", 0, "median round trip to a substrate of region 0 (default 5ms; region r adds r × -rtt-step)")
+	fs.DurationVar(&c.RTTStep, "rtt-step", 0, "round trip added per region (default 2ms)")
+	fs.Float64Var(&c.RTTSigma, "rtt-sigma", 0, "sigma of each link's log-normal round-trip factor (default 0.3; negative: none)")
+	fs.Float64Var(&c.Noise, "noise", 0, "factor one region's round trips take during a noise burst (0: none)")
+	fs.Float64Var(&c.Churn, "churn", 0, "substrates a minute that shut down gracefully and come back 30 s later (0: only s0 leaves)")
+	fs.DurationVar(&c.Shutdown, "shutdown-at", 0, "when substrate s0 shuts down gracefully (default 5s)")
+	fs.Float64Var(&c.PublishRate, "publish-rate", 0, "writes a second every substrate hears (default 2; with -sockets 20)")
+	fs.DurationVar(&c.Duration, "duration", 0, "virtual time simulated (default 20s)")
+	fs.DurationVar(&c.Cycle, "cycle", 0, "each node's evaluation cycle (default 1s; negative: no policy)")
+	fs.BoolVar(&f.json, "json", false, "print the result as one JSON object")
+	fs.BoolVar(&sockets, "sockets", false, "instead: a mass migration over real loopback WebSockets, both ends in this process (-nodes, -publish-rate, -goodbye-gap, -json)")
+	fs.DurationVar(&f.goodbyeGap, "goodbye-gap", 500*time.Millisecond, "-sockets: gap between the leaving substrate's two goodbyes")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if sockets {
+		f.nodes, f.publishRate, f.set = c.Nodes, c.PublishRate, map[string]bool{}
+		fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+		return runScale(ctx, f, out)
+	}
+	res, err := vscale.Run(c)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		err = WriteJSON(out, res)
+	} else {
+		vscale.WriteReport(out, res)
+	}
+	if err != nil {
+		return err
+	}
+	if res.Failed() {
+		return errFailed
+	}
+	return nil
+}
