@@ -48,9 +48,9 @@ func (e *UnknownEventError) Error() string {
 // It is not safe for concurrent use: one goroutine (the engine's owner) owns it.
 type Machine struct {
 	lf     *lfsm.FSM
-	cells  map[cellKey]Cell // for the order of the guarded branches and the ignores
+	cells  map[cellKey]Cell // shared, read only: the order of the guarded branches and the ignores
 	guard  GuardFunc        // set for the duration of one Fire
-	events map[Event]bool
+	events map[Event]bool   // shared, read only
 }
 
 type cellKey struct {
@@ -58,15 +58,54 @@ type cellKey struct {
 	e Event
 }
 
-// declared is validated once; NewIn cannot fail on it, because the package
-// tests check the package's own declaration.
-var declared = func() Chart {
+// declared is validated and compiled once; NewIn cannot fail on it, because
+// the package tests check the package's own declaration. Its machines share
+// the compiled tables, which nothing writes after compile.
+var declared = func() *compiled {
 	c := Declaration()
-	if err := c.Validate(); err != nil {
+	cc, err := compile(c)
+	if err != nil {
 		panic(err)
 	}
-	return c
+	return cc
 }()
+
+// compiled is a validated chart's immutable tables, shared by every machine
+// that runs it.
+type compiled struct {
+	chart  Chart
+	cells  map[cellKey]Cell // for the order of the guarded branches and the ignores
+	events map[Event]bool
+	descs  lfsm.Events      // one looplab event per declared transition
+	guards map[string]Guard // looplab event name → its guard, for the guarded ones
+}
+
+// compile validates c and builds its tables.
+func compile(c Chart) (*compiled, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	cc := &compiled{chart: c, cells: make(map[cellKey]Cell, len(c.States)*len(c.Events)), events: map[Event]bool{},
+		guards: map[string]Guard{}}
+	for _, e := range c.Events {
+		cc.events[e] = true
+	}
+	for _, st := range c.States {
+		for _, e := range c.Events {
+			cell, _ := c.Cell(st, e)
+			cc.cells[cellKey{st, e}] = cell
+		}
+	}
+	for i := range c.Transitions {
+		t := &c.Transitions[i]
+		name := lfName(t)
+		cc.descs = append(cc.descs, lfsm.EventDesc{Name: name, Src: []string{string(t.From)}, Dst: string(t.To)})
+		if t.Guard != "" {
+			cc.guards[name] = t.Guard
+		}
+	}
+	return cc, nil
+}
 
 // lfName is the looplab event name of a declared transition.
 func lfName(t *Transition) string {
@@ -78,50 +117,41 @@ func lfName(t *Transition) string {
 
 // New returns a machine in the chart's initial state (detached).
 func New() *Machine {
-	m, _ := NewIn(declared.Initial)
+	m, _ := NewIn(declared.chart.Initial)
 	return m
 }
 
 // NewIn returns a machine started in state s, for tests and tools that
 // exercise one transition at a time.
-func NewIn(s State) (*Machine, error) { return NewFor(declared, s) }
+func NewIn(s State) (*Machine, error) { return declared.machine(s) }
 
 // NewFor returns a machine running chart c (a variant of the declaration,
 // such as [BreakBeforeMake]'s) started in state s. It fails when c is not
 // valid or does not declare s.
 func NewFor(c Chart, s State) (*Machine, error) {
-	if err := c.Validate(); err != nil {
+	cc, err := compile(c)
+	if err != nil {
 		return nil, err
 	}
-	if !slices.Contains(c.States, s) {
+	return cc.machine(s)
+}
+
+// machine returns a machine of the compiled chart in state s, with its own
+// looplab FSM whose guard callbacks ask the machine's GuardFunc.
+func (cc *compiled) machine(s State) (*Machine, error) {
+	if !slices.Contains(cc.chart.States, s) {
 		return nil, fmt.Errorf("fsm: unknown state %q", s)
 	}
-	declared := c
-	m := &Machine{cells: make(map[cellKey]Cell, len(declared.States)*len(declared.Events)), events: map[Event]bool{}}
-	for _, e := range declared.Events {
-		m.events[e] = true
-	}
-	for _, st := range declared.States {
-		for _, e := range declared.Events {
-			c, _ := declared.Cell(st, e)
-			m.cells[cellKey{st, e}] = c
-		}
-	}
-	var descs lfsm.Events
-	callbacks := lfsm.Callbacks{}
-	for i := range declared.Transitions {
-		t := &declared.Transitions[i]
-		name := lfName(t)
-		descs = append(descs, lfsm.EventDesc{Name: name, Src: []string{string(t.From)}, Dst: string(t.To)})
-		if g := t.Guard; g != "" {
-			callbacks["before_"+name] = func(_ context.Context, e *lfsm.Event) {
-				if m.guard == nil || !m.guard(g) {
-					e.Cancel()
-				}
+	m := &Machine{cells: cc.cells, events: cc.events}
+	callbacks := make(lfsm.Callbacks, len(cc.guards))
+	for name, g := range cc.guards {
+		callbacks["before_"+name] = func(_ context.Context, e *lfsm.Event) {
+			if m.guard == nil || !m.guard(g) {
+				e.Cancel()
 			}
 		}
 	}
-	m.lf = lfsm.NewFSM(string(s), descs, callbacks)
+	m.lf = lfsm.NewFSM(string(s), cc.descs, callbacks)
 	return m, nil
 }
 
