@@ -41,13 +41,15 @@ type Config struct {
 	// and refusals name, and the only substrates whose gossip reaches it
 	// besides the writers'. 0: 4. Full mesh: Substrates-1.
 	Peers int
-	// Regions groups the substrates (round robin) for round trips and
-	// noise (default 8).
+	// Regions groups the substrates, contiguously (s0 … in region 0), for
+	// round trips and noise (default 8). A node lives in the region of the
+	// substrate it attaches to first (node i: substrate i mod Substrates).
 	Regions int
-	// RTT is the median round trip to a substrate of region 0; region r adds
-	// r × RTTStep (defaults 5 ms and 2 ms). Each node–substrate pair's RTT
-	// is that times a log-normal factor exp(RTTSigma × N(0,1)) drawn once
-	// per pair from the seed (default sigma 0.3; negative: 0).
+	// RTT is the median round trip between a node and a substrate of its
+	// own region; each region between them adds RTTStep (defaults 5 ms and
+	// 2 ms). Each node–substrate pair's RTT is that times a log-normal
+	// factor exp(RTTSigma × N(0,1)) drawn once per pair from the seed
+	// (default sigma 0.3; negative: 0).
 	RTT, RTTStep time.Duration
 	RTTSigma     float64
 	// Noise is the factor a region's round trips take during a noise burst
@@ -210,6 +212,7 @@ func Run(c Config) (Result, error) {
 	window := int64(c.Policy.WithDefaults().PingPongWindow)
 	var res Result
 	cycle := c.Cycle
+	region := func(sub int) int { return sub * c.Regions / c.Substrates }
 	onTransition := func(id simnet.NodeID, tr engine.Transition) {
 		t := &tracks[id]
 		st := tr.Step
@@ -238,10 +241,19 @@ func Run(c Config) (Result, error) {
 	}
 	s := simnet.New(simnet.Config{Seed: c.Seed, Epoch: epoch, NoChecks: true, OnTransition: onTransition,
 		LinkRTT: func(n simnet.NodeID, sub int, base time.Duration) time.Duration {
+			if sub >= c.Substrates { // the writers'
+				return base
+			}
+			d := region(int(n)%c.Substrates) - region(sub)
+			if d < 0 {
+				d = -d
+			}
 			f := math.Exp(c.RTTSigma * normal(c.Seed, uint64(n), uint64(sub)))
-			return max(time.Duration(float64(base)*f), 100*time.Microsecond)
+			return max(time.Duration(float64(base+time.Duration(d)*c.RTTStep)*f), 100*time.Microsecond)
 		}})
-	base := func(i int) time.Duration { return c.RTT + time.Duration(i%c.Regions)*c.RTTStep }
+	// base is a substrate's round trip within its region: RTT, or RTT ×
+	// Noise during a burst on its region.
+	base := func(int) time.Duration { return c.RTT }
 	for i, id := range ids {
 		peers := make([]string, 0, c.Peers+1)
 		for k := 1; k <= c.Peers; k++ {
@@ -307,15 +319,19 @@ func Run(c Config) (Result, error) {
 	}
 	if c.Noise > 0 {
 		for t := c.NoiseEvery; t < c.Duration; t += c.NoiseEvery {
-			region := int(rng.next() % uint64(c.Regions))
+			r := int(rng.next() % uint64(c.Regions))
 			s.At(t, func() {
-				for i := region; i < c.Substrates; i += c.Regions {
-					s.SetRTT(ids[i], time.Duration(float64(base(i))*c.Noise))
+				for i := range c.Substrates {
+					if region(i) == r {
+						s.SetRTT(ids[i], time.Duration(float64(base(i))*c.Noise))
+					}
 				}
 			})
 			s.At(t+c.NoiseFor, func() {
-				for i := region; i < c.Substrates; i += c.Regions {
-					s.SetRTT(ids[i], base(i))
+				for i := range c.Substrates {
+					if region(i) == r {
+						s.SetRTT(ids[i], base(i))
+					}
 				}
 			})
 		}
