@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"io"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/repram/handover/tools/migsim/internal/vscale"
@@ -33,7 +35,7 @@ func runScaleCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.Float64Var(&c.Churn, "churn", 0, "substrates a minute that shut down gracefully and come back 30 s later (0: only s0 leaves)")
 	fs.DurationVar(&c.Shutdown, "shutdown-at", 0, "when substrate s0 shuts down gracefully (default 5s)")
 	fs.Float64Var(&c.PublishRate, "publish-rate", 0, "writes a second every substrate hears (default 2; with -sockets 20)")
-	fs.DurationVar(&c.Duration, "duration", 0, "virtual time simulated (default 20s)")
+	fs.DurationVar(&c.Duration, "duration", 0, "virtual time simulated (default 15s)")
 	fs.DurationVar(&c.Cycle, "cycle", 0, "each node's evaluation cycle (default 1s; negative: no policy)")
 	fs.BoolVar(&f.json, "json", false, "print the result as one JSON object")
 	fs.BoolVar(&sockets, "sockets", false, "instead: a mass migration over real loopback WebSockets, both ends in this process (-nodes, -publish-rate, -goodbye-gap, -json)")
@@ -49,6 +51,11 @@ func runScaleCmd(ctx context.Context, args []string, out io.Writer) error {
 		f.nodes, f.publishRate, f.set = c.Nodes, c.PublishRate, map[string]bool{}
 		fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
 		return runScale(ctx, f, out)
+	}
+	// 100,000 engines are ~1 GiB of live heap: collect less often (as
+	// -sockets does) unless the user chose GOGC.
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(scaleGCPercent))
 	}
 	res, err := vscale.Run(c)
 	if err != nil {

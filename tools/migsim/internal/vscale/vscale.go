@@ -68,7 +68,7 @@ type Config struct {
 	// PublishRate is writes a second on a writers' substrate every
 	// substrate hears (default 2), from 1 s to Duration - 2 s.
 	PublishRate float64
-	// Duration is the virtual time simulated (default 20 s).
+	// Duration is the virtual time simulated (default 15 s).
 	Duration time.Duration
 	// Cycle is each node's evaluation cycle (default 1 s; negative: the
 	// policy never runs, only forced moves happen).
@@ -115,7 +115,7 @@ func (c Config) WithDefaults() (Config, error) {
 	if c.PublishRate == 0 {
 		c.PublishRate = 2
 	}
-	setD(&c.Duration, 20*time.Second)
+	setD(&c.Duration, 15*time.Second)
 	setD(&c.Cycle, time.Second)
 	switch {
 	case c.Nodes < 1 || c.Substrates < 2:
