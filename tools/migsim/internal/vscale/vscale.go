@@ -53,8 +53,8 @@ type Config struct {
 	RTT, RTTStep time.Duration
 	RTTSigma     float64
 	// Noise is the factor a region's round trips take during a noise burst
-	// (0: no noise); bursts of NoiseFor (default 10 s) hit one region drawn
-	// from the seed every NoiseEvery (default 20 s).
+	// (0: no noise); bursts of NoiseFor (default 2.5 s) hit one region drawn
+	// from the seed every NoiseEvery (default 5 s).
 	Noise                float64
 	NoiseEvery, NoiseFor time.Duration
 	// Shutdown is when substrate s0 shuts down gracefully (default 5 s;
@@ -108,8 +108,8 @@ func (c Config) WithDefaults() (Config, error) {
 		c.RTTSigma = 0.3
 	}
 	c.RTTSigma = max(c.RTTSigma, 0)
-	setD(&c.NoiseEvery, 20*time.Second)
-	setD(&c.NoiseFor, 10*time.Second)
+	setD(&c.NoiseEvery, 5*time.Second)
+	setD(&c.NoiseFor, 2500*time.Millisecond)
 	setD(&c.Shutdown, 5*time.Second)
 	setD(&c.ChurnBack, 30*time.Second)
 	if c.PublishRate == 0 {
