@@ -72,10 +72,7 @@ func (s Switch) forced() bool { return s.Cause != fsm.PathMigrate }
 func summarize(res *Result, rec *recorder, st transport.Stats) Summary {
 	sc := res.Scenario
 	s := Summary{Scenario: sc.Name, Strategy: res.Options.Strategy, Policy: string(res.Options.Policy),
-		Cycles: sc.Cycles, Seconds: math.Round(res.Elapsed.Seconds()*10) / 10,
-		Cancelled: st.Cancelled, Accelerated: st.Accelerated, Forced: st.Forced,
-		Detaches: st.Detaches, DuplicatesDropped: st.DuplicatesDropped,
-		StaleEventsDropped: st.StaleEventsDropped, FramesRejected: st.FramesRejected}
+		Cycles: sc.Cycles, Seconds: math.Round(res.Elapsed.Seconds()*10) / 10}
 	rec.mu.Lock()
 	s.Published = len(rec.published)
 	for id, at := range rec.published {
@@ -94,6 +91,16 @@ func summarize(res *Result, rec *recorder, st transport.Stats) Summary {
 		}
 	}
 	rec.mu.Unlock()
+	return finishSummary(s, res, st)
+}
+
+// finishSummary adds to s what both back-ends derive alike: the engine's
+// counters and the switches of the timeline.
+func finishSummary(s Summary, res *Result, st transport.Stats) Summary {
+	sc := res.Scenario
+	s.Cancelled, s.Accelerated, s.Forced = st.Cancelled, st.Accelerated, st.Forced
+	s.Detaches, s.DuplicatesDropped = st.Detaches, st.DuplicatesDropped
+	s.StaleEventsDropped, s.FramesRejected = st.StaleEventsDropped, st.FramesRejected
 	sw := switches(res.Entries)
 	migrations, switchMs := switchStats(sw)
 	s.Migrations = migrations

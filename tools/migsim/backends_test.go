@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/repram/handover/fsm"
+)
+
+// steps is the timeline's transitions as (event, path, to) lines.
+func steps(entries []Entry) []string {
+	var out []string
+	for _, e := range entries {
+		if e.Kind == KindTransition {
+			out = append(out, fmt.Sprintf("%s %s → %s (primary %s)", e.Step.Event, e.Step.Path, e.Step.To, e.Primary))
+		}
+	}
+	return out
+}
+
+// TestBackendsAgree runs the short scenario (an enclave migration, a
+// latency migration, jitter, a candidate refusing at capacity, the old
+// substrate dying mid-overlap) over real loopback WebSockets and in
+// virtual time: the same transitions, event, path and target state, in the
+// same order, and nothing lost or duplicated on either. Times differ (a
+// virtual link's round trip is the scenario's latency, loopback's is not),
+// so the comparison leaves them out.
+func TestBackendsAgree(t *testing.T) {
+	sc, err := LoadScenario("short")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := RunVirtual(sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), sc, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, rs := steps(v.Entries), steps(r.Entries)
+	if !slices.Equal(vs, rs) {
+		t.Fatalf("transitions differ:\nvirtual:\n  %s\nsockets:\n  %s", strings.Join(vs, "\n  "), strings.Join(rs, "\n  "))
+	}
+	for _, res := range []*Result{v, r} {
+		s := res.Summary
+		if s.Lost != 0 || s.DuplicatesDelivered != 0 || s.Owed == 0 {
+			t.Errorf("%+v: want owed > 0, lost 0, duplicates 0", s)
+		}
+	}
+	var paths []fsm.Path
+	for _, e := range v.Entries {
+		if e.Kind == KindTransition && !slices.Contains(paths, e.Step.Path) {
+			paths = append(paths, e.Step.Path)
+		}
+	}
+	for _, want := range []fsm.Path{fsm.PathMigrate, fsm.PathCancel, fsm.PathAccelerate} {
+		if !slices.Contains(paths, want) {
+			t.Errorf("paths %v: the scenario no longer exercises %s", paths, want)
+		}
+	}
+}
