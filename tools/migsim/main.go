@@ -57,6 +57,7 @@ var modes = []string{"run", "compare", "replay", "live"}
 type flags struct {
 	scenario, strategy, pol, svg string
 	json, compare, verbose       bool
+	virtual                      bool
 
 	replay, filter             string
 	improvement                float64
@@ -81,6 +82,7 @@ func main() {
 	fs.BoolVar(&f.json, "json", false, "print the summary as one JSON object instead of the report")
 	fs.BoolVar(&f.compare, "compare", false, "run ours, break-before-make and naive on the scenario; print one table")
 	fs.BoolVar(&f.verbose, "v", false, "log the transport's transitions to stderr")
+	fs.BoolVar(&f.virtual, "virtual", false, "run: in virtual time over simnet (the engine, no socket) instead of loopback WebSockets; compare: add the virtual-time runs below the socket ones")
 	fs.StringVar(&f.replay, "replay", "", "replay a latency trace (testdata/traces) through the policy alone")
 	fs.StringVar(&f.filter, "filter", "", "-replay: the policy's measurement filter, robust or none (default robust; raw and naive are replayed beside it)")
 	fs.Float64Var(&f.improvement, "improvement", 0, "policy: fractional latency improvement a candidate must beat (default 0.25)")
@@ -168,7 +170,12 @@ func dispatch(ctx context.Context, f flags, out io.Writer) error {
 	if !f.json {
 		WriteHeader(out, sc, opt)
 	}
-	res, err := Run(ctx, sc, opt)
+	var res *Result
+	if f.virtual {
+		res, err = RunVirtual(sc, opt)
+	} else {
+		res, err = Run(ctx, sc, opt)
+	}
 	if err != nil {
 		return err
 	}

@@ -94,6 +94,7 @@ func (e Entry) letsPrimaryGo() bool {
 type Result struct {
 	Scenario *Scenario
 	Options  Options
+	Virtual  bool // run in virtual time (RunVirtual), not over sockets
 	Entries  []Entry
 	Alive    [][]bool // Alive[i][c]: substrate i was up during cycle c
 	Elapsed  time.Duration

@@ -16,15 +16,16 @@ import (
 // the scenario gives its substrate in the current cycle (over loopback it
 // is well under a millisecond, and the latencies are only what the policy
 // is told), so handshakes and forwarding take longer here than on
-// loopback; the decisions are the same (see TestBackendsAgree). Faults
-// without a simnet counterpart (corrupt, mute, welcome_delay, heal) fail.
+// loopback; the decisions are the same (see TestBackendsAgree). A mute
+// substrate answers hellos after a day, and every corruption is a frame
+// that fails to decode.
 func RunVirtual(sc *Scenario, opt Options) (*Result, error) {
 	opt, err := opt.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	cycle := sc.Cycle.D()
-	res := &Result{Scenario: sc, Options: opt, Alive: make([][]bool, len(sc.Substrates))}
+	res := &Result{Scenario: sc, Options: opt, Virtual: true, Alive: make([][]bool, len(sc.Substrates))}
 	for i := range res.Alive {
 		res.Alive[i] = make([]bool, sc.Cycles+1)
 	}
@@ -157,6 +158,18 @@ func applyVirtual(s *simnet.Sim, sc *Scenario, f Fault, dead []bool, add func(En
 		s.SetFull(f.Substrate, true)
 	case "no_forward":
 		s.SetNoForward(f.Substrate, true)
+	case "mute": // a hello answered after the run: never
+		s.SetSlowHello(f.Substrate, 24*time.Hour)
+	case "welcome_delay":
+		d, _ := time.ParseDuration(f.Value)
+		s.SetSlowHello(f.Substrate, d)
+	case "corrupt": // every kind of corruption is a frame that fails to decode here
+		s.SetBadFrames(f.Substrate, true)
+	case "heal":
+		s.SetFull(f.Substrate, false)
+		s.SetNoForward(f.Substrate, false)
+		s.SetSlowHello(f.Substrate, 0)
+		s.SetBadFrames(f.Substrate, false)
 	case "delay":
 		d, _ := time.ParseDuration(f.Value)
 		s.SetDelay(f.Substrate, d)
@@ -167,7 +180,7 @@ func applyVirtual(s *simnet.Sim, sc *Scenario, f Fault, dead []bool, add func(En
 		dead[i] = true
 		s.Shutdown(f.Substrate)
 	default:
-		return fmt.Errorf("migsim run -virtual: fault %q has no virtual-time counterpart yet: run the scenario over sockets", f.Action)
+		return fmt.Errorf("migsim run -virtual: fault %q has no virtual-time counterpart: run the scenario over sockets", f.Action)
 	}
 	add(Entry{Kind: KindFault, Primary: f.Substrate, Reason: faultActions[f.Action]})
 	return nil
