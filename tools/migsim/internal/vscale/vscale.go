@@ -232,7 +232,7 @@ func Run(c Config) (Result, error) {
 		if t.prim >= 0 && t.cause == fsm.PathMigrate && st.Path == fsm.PathMigrate {
 			res.Migrations++
 			cyc := tr.At.Sub(epoch).Nanoseconds() / max(int64(cycle), 1)
-			if t.lastFrom == p && cyc-t.lastCycle <= window {
+			if isPingPong(t.lastFrom, p, t.lastCycle, cyc, window) {
 				res.PingPongs++
 			}
 			t.lastFrom, t.lastCycle = t.prim, cyc
@@ -365,6 +365,14 @@ func Run(c Config) (Result, error) {
 	res.HeapBytes = ms.HeapAlloc
 	runtime.KeepAlive(s)
 	return res, nil
+}
+
+// isPingPong reports whether a policy migration to substrate to in cycle
+// cyc returns to lastFrom, the substrate the node's previous policy
+// migration left in cycle last, within window cycles (inclusive: the
+// policy package's and migsim run's definition).
+func isPingPong(lastFrom, to int32, last, cyc, window int64) bool {
+	return lastFrom >= 0 && lastFrom == to && cyc-last <= window
 }
 
 // epoch is virtual time zero as the engines see it.

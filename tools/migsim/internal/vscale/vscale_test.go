@@ -62,3 +62,17 @@ func TestRunGracefulShutdownLosesNothing(t *testing.T) {
 		t.Errorf("owed %d delivered %d", r.Owed, r.Delivered)
 	}
 }
+
+func TestPingPongWindowIsInclusive(t *testing.T) {
+	for _, c := range []struct {
+		lastFrom, to int32
+		gap          int64
+		want         bool
+	}{
+		{3, 3, 7, true}, {3, 3, 8, true}, {3, 3, 9, false}, {3, 4, 1, false}, {-1, -1, 1, false},
+	} {
+		if got := isPingPong(c.lastFrom, c.to, 10, 10+c.gap, 8); got != c.want {
+			t.Errorf("left %d, back to %d after %d cycles, window 8: ping-pong %v, want %v", c.lastFrom, c.to, c.gap, got, c.want)
+		}
+	}
+}
