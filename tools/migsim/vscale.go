@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
+	"github.com/repram/handover/tools/migsim/internal/scaleplot"
 	"github.com/repram/handover/tools/migsim/internal/vscale"
 )
 
@@ -19,6 +22,7 @@ func runScaleCmd(ctx context.Context, args []string, out io.Writer) error {
 		c       vscale.Config
 		f       flags
 		sockets bool
+		plotDir string
 	)
 	fs := flag.NewFlagSet("migsim scale", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -38,6 +42,7 @@ func runScaleCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&c.Duration, "duration", 0, "virtual time simulated (default 15s)")
 	fs.DurationVar(&c.Cycle, "cycle", 0, "each node's evaluation cycle (default 1s; negative: no policy)")
 	fs.BoolVar(&f.json, "json", false, "print the result as one JSON object")
+	fs.StringVar(&plotDir, "plot", "", "write "+strings.Join(scaleplot.Files, " and ")+" (gonum/plot) into this directory")
 	fs.BoolVar(&sockets, "sockets", false, "instead: a mass migration over real loopback WebSockets, both ends in this process (-nodes, -publish-rate, -goodbye-gap, -json)")
 	fs.DurationVar(&f.goodbyeGap, "goodbye-gap", 500*time.Millisecond, "-sockets: gap between the leaving substrate's two goodbyes")
 	if err := fs.Parse(args); err != nil {
@@ -68,6 +73,14 @@ func runScaleCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	if plotDir != "" {
+		if err := scaleplot.Write(plotDir, res); err != nil {
+			return err
+		}
+		if !f.json {
+			fmt.Fprintf(out, "\nplots written to %s\n", plotDir)
+		}
 	}
 	if res.Failed() {
 		return errFailed
