@@ -61,6 +61,7 @@ func RehomeCDF(rehome []time.Duration) (*plot.Plot, error) {
 		return nil, fmt.Errorf("scaleplot: %w", err)
 	}
 	p.Add(l, plotter.NewGrid())
+	p.Y.Min, p.Y.Max = 0, 1
 	return p, nil
 }
 
@@ -107,5 +108,7 @@ func Load(before, after []int, capacity int) (*plot.Plot, error) {
 		p.Legend.Add("capacity", c)
 	}
 	p.Add(plotter.NewGrid())
+	p.Y.Min, p.Legend.Top = 0, true
+	p.Y.Max = max(p.Y.Max, float64(capacity)*1.1)
 	return p, nil
 }
