@@ -17,9 +17,11 @@
 //	go run ./tools/migsim run -svg run.svg        also plot latency, primary and migrations
 //	go run ./tools/migsim run -scenario jitter    a scenario of testdata/scenarios (or a path)
 //	go run ./tools/migsim run -strategy break-before-make   the baseline: close, then dial
+//	go run ./tools/migsim run -virtual            the same scenario in virtual time over simnet
 //	go run ./tools/migsim compare                 ours and both baselines side by side
+//	go run ./tools/migsim compare -virtual        … on both back-ends
 //	go run ./tools/migsim replay -replay testdata/traces/jitter.csv -improvement 0.2 -cycles 3
-//	go run ./tools/migsim scale -nodes 100000 -substrates 200
+//	go run ./tools/migsim scale -nodes 100000 -substrates 200 -plot out
 //	go run ./tools/migsim scale -sockets -nodes 600
 //	go run ./tools/migsim live -connect h1:8080,h2:8080,h3:8080 -secret S -enclave E
 //
