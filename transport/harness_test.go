@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"slices"
 	"sync"
@@ -18,7 +19,18 @@ import (
 	"github.com/repram/handover/transport/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines. The socket tests mostly wait on
+// loopback round trips and timers, not on the CPU, so unless -parallel is
+// given they run four at a time rather than GOMAXPROCS (two here).
+func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", "4")
+	}
+	goleak.VerifyTestMain(m)
+}
 
 var testSecret = []byte("harness-test-secret")
 
