@@ -332,17 +332,27 @@ func (e *Evaluator) relax() {
 // must be faster than ratio × current. The candidate's latency must be known;
 // the current's only when latencies are compared.
 func qualifies(node string, cur, cand Substrate, ratio float64) bool {
-	if cand.Latency <= 0 {
-		return false
-	}
-	curIn, candIn := cur.Enclave == node, cand.Enclave == node
-	switch {
-	case curIn && !candIn:
-		return false
-	case candIn && !curIn:
-		return true
+	if q, decided := byEnclave(node, cur, cand); decided {
+		return q
 	}
 	return cur.Latency > 0 && float64(cand.Latency) < ratio*float64(cur.Latency)
+}
+
+// byEnclave is the part of qualifying that latencies do not decide: an
+// unmeasured candidate never qualifies, one in the node's enclave beats a
+// current attachment outside it, and a move out of the node's enclave never
+// qualifies. decided is false when the latencies must be compared.
+func byEnclave(node string, cur, cand Substrate) (qualifies, decided bool) {
+	if cand.Latency <= 0 {
+		return false, true
+	}
+	switch curIn, candIn := cur.Enclave == node, cand.Enclave == node; {
+	case curIn && !candIn:
+		return false, true
+	case candIn && !curIn:
+		return true, true
+	}
+	return false, false
 }
 
 // better ranks a before b: in the node's enclave first, then lower latency

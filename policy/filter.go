@@ -207,15 +207,8 @@ func (e *Evaluator) observe(obs Observation) {
 // below ratio × the current's by more than margin standard errors of the
 // two estimates, and faster by more than floor.
 func (e *Evaluator) qualifiesFiltered(node string, cur, cand Substrate) bool {
-	if cand.Latency <= 0 {
-		return false
-	}
-	curIn, candIn := cur.Enclave == node, cand.Enclave == node
-	switch {
-	case curIn && !candIn:
-		return false
-	case candIn && !curIn:
-		return true
+	if q, decided := byEnclave(node, cur, cand); decided {
+		return q
 	}
 	u, c := e.est[cur.ID], e.est[cand.ID]
 	if u == nil || c == nil {
