@@ -111,8 +111,8 @@ const (
 	PathClose      Path = "close"             // shutdown
 )
 
-// Transition is one declared edge of the chart.
-type Transition struct {
+// Edge is one declared edge of the chart.
+type Edge struct {
 	From    State
 	Event   Event
 	Guard   Guard // empty: unguarded (the pair's fallback)
@@ -142,7 +142,7 @@ type Chart struct {
 	States      []State
 	Events      []Event
 	Guards      []GuardInfo
-	Transitions []Transition
+	Transitions []Edge
 	Ignores     []Ignore
 }
 
@@ -150,8 +150,8 @@ type Chart struct {
 // in the order they are tried, then the fallback, exactly one of Transition
 // (unguarded) and Ignore.
 type Cell struct {
-	Guarded    []*Transition
-	Transition *Transition
+	Guarded    []*Edge
+	Transition *Edge
 	Ignore     *Ignore
 }
 
@@ -171,7 +171,7 @@ func Declaration() Chart {
 	}
 	on := func(from State, events []Event, g Guard, to State, path Path, meaning string, actions ...Action) {
 		for _, e := range events {
-			c.Transitions = append(c.Transitions, Transition{From: from, Event: e, Guard: g, To: to,
+			c.Transitions = append(c.Transitions, Edge{From: from, Event: e, Guard: g, To: to,
 				Actions: actions, Path: path, Meaning: meaning})
 		}
 	}
@@ -297,7 +297,7 @@ func Declaration() Chart {
 // does on a goodbye, and what migsim compares this project against.
 func BreakBeforeMake(c Chart) Chart {
 	out := c
-	out.Transitions = make([]Transition, len(c.Transitions))
+	out.Transitions = make([]Edge, len(c.Transitions))
 	for i, t := range c.Transitions {
 		if (t.From == Attached || t.From == Cooldown) && t.To == Handshaking {
 			let := DropOld

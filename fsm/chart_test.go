@@ -146,11 +146,11 @@ func TestValidateRejects(t *testing.T) {
 			})
 		}, `(attached, goodbye) has no fallback`},
 		{"two transitions with one guard", func(c *fsm.Chart) {
-			i := slices.IndexFunc(c.Transitions, func(tr fsm.Transition) bool { return tr.Guard == fsm.OthersRacing })
+			i := slices.IndexFunc(c.Transitions, func(tr fsm.Edge) bool { return tr.Guard == fsm.OthersRacing })
 			c.Transitions = append(c.Transitions, c.Transitions[i])
 		}, `[others_racing] decided twice`},
 		{"undeclared guard", func(c *fsm.Chart) {
-			i := slices.IndexFunc(c.Transitions, func(tr fsm.Transition) bool { return tr.Guard != "" })
+			i := slices.IndexFunc(c.Transitions, func(tr fsm.Edge) bool { return tr.Guard != "" })
 			c.Transitions[i].Guard = "sunny"
 		}, `undeclared guard "sunny"`},
 		{"guard declared twice", func(c *fsm.Chart) {

@@ -145,31 +145,31 @@ const brokenDepth = 5
 func TestExhaustiveCatchesBrokenCharts(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		tr    fsm.Transition
+		tr    fsm.Edge
 		wants string
 	}{
-		{"switch closes the promoted link", fsm.Transition{From: fsm.Overlapping, Event: fsm.OverlapDone, To: fsm.Cooldown,
+		{"switch closes the promoted link", fsm.Edge{From: fsm.Overlapping, Event: fsm.OverlapDone, To: fsm.Cooldown,
 			Path: fsm.PathMigrate, Actions: []fsm.Action{fsm.PromoteCandidate, fsm.CloseOld}}, "do not fit the state"},
-		{"cancel drops the old link", fsm.Transition{From: fsm.Handshaking, Event: fsm.NewFailed, To: fsm.Attached,
+		{"cancel drops the old link", fsm.Edge{From: fsm.Handshaking, Event: fsm.NewFailed, To: fsm.Attached,
 			Path: fsm.PathCancel, Actions: []fsm.Action{fsm.DropOld, fsm.PromoteCandidate}}, "did not keep the old primary"},
-		{"accelerate keeps the old link", fsm.Transition{From: fsm.Overlapping, Event: fsm.OldDied, To: fsm.Cooldown,
+		{"accelerate keeps the old link", fsm.Edge{From: fsm.Overlapping, Event: fsm.OldDied, To: fsm.Cooldown,
 			Path: fsm.PathAccelerate, Actions: []fsm.Action{fsm.DropCandidate}}, "did not promote the candidate"},
-		{"closed is left", fsm.Transition{From: fsm.Closed, Event: fsm.Attach, To: fsm.Joining,
+		{"closed is left", fsm.Edge{From: fsm.Closed, Event: fsm.Attach, To: fsm.Joining,
 			Path: fsm.PathJoin, Actions: []fsm.Action{fsm.DialCandidate, fsm.SendHello}}, "left closed"},
-		{"close leaks a link", fsm.Transition{From: fsm.Overlapping, Event: fsm.Close, To: fsm.Closed,
+		{"close leaks a link", fsm.Edge{From: fsm.Overlapping, Event: fsm.Close, To: fsm.Closed,
 			Path: fsm.PathClose, Actions: []fsm.Action{fsm.CloseOld}}, "do not fit the state"},
-		{"welcome keeps the rivals", fsm.Transition{From: fsm.Handshaking, Event: fsm.HandshakeOK, To: fsm.Overlapping,
+		{"welcome keeps the rivals", fsm.Edge{From: fsm.Handshaking, Event: fsm.HandshakeOK, To: fsm.Overlapping,
 			Path: fsm.PathMigrate, Actions: []fsm.Action{fsm.StartOverlap}}, "do not fit the state"},
 		// Only the has_alternative=true outcome reaches this branch.
-		{"next alternative is not dialled", fsm.Transition{From: fsm.Handshaking, Event: fsm.NewFailed,
+		{"next alternative is not dialled", fsm.Edge{From: fsm.Handshaking, Event: fsm.NewFailed,
 			Guard: fsm.HasAlternative, To: fsm.Handshaking, Path: fsm.PathRace,
 			Actions: []fsm.Action{fsm.DropCandidate}}, "do not fit the state"},
 		// Only others_racing=false (one candidate, from the link model)
 		// reaches the fallback.
-		{"lone racer's failure keeps joining", fsm.Transition{From: fsm.Joining, Event: fsm.HandshakeTimeout,
+		{"lone racer's failure keeps joining", fsm.Edge{From: fsm.Joining, Event: fsm.HandshakeTimeout,
 			To: fsm.Joining, Path: fsm.PathRace, Actions: []fsm.Action{fsm.DropCandidate}}, "do not fit the state"},
 		// Only others_racing=true (two candidates) reaches this branch.
-		{"race goes on as a cancel", fsm.Transition{From: fsm.Handshaking, Event: fsm.HandshakeTimeout,
+		{"race goes on as a cancel", fsm.Edge{From: fsm.Handshaking, Event: fsm.HandshakeTimeout,
 			Guard: fsm.OthersRacing, To: fsm.Attached, Path: fsm.PathCancel,
 			Actions: []fsm.Action{fsm.DropCandidate}}, "do not fit the state"},
 	} {
@@ -196,7 +196,7 @@ func TestExhaustiveCatchesBrokenCharts(t *testing.T) {
 // setBranch replaces the branch of (t.From, t.Event) with t's guard by t:
 // for an unguarded t, the pair's fallback (transition or ignore); for a
 // guarded one, the transition with that guard, in its place.
-func setBranch(c *fsm.Chart, t fsm.Transition) {
+func setBranch(c *fsm.Chart, t fsm.Edge) {
 	for i, old := range c.Transitions {
 		if old.From == t.From && old.Event == t.Event && old.Guard == t.Guard {
 			c.Transitions[i] = t

@@ -83,7 +83,7 @@ func branchSteps(s fsm.State, e fsm.Event, c fsm.Cell) []fsm.Step {
 	return append(out, transitionStep(c.Transition))
 }
 
-func transitionStep(t *fsm.Transition) fsm.Step {
+func transitionStep(t *fsm.Edge) fsm.Step {
 	return fsm.Step{From: t.From, Event: t.Event, Guard: t.Guard, To: t.To, Actions: t.Actions, Path: t.Path}
 }
 

@@ -108,7 +108,7 @@ func compile(c Chart) (*compiled, error) {
 }
 
 // lfName is the looplab event name of a declared transition.
-func lfName(t *Transition) string {
+func lfName(t *Edge) string {
 	if t.Guard == "" {
 		return string(t.Event)
 	}
@@ -187,7 +187,7 @@ func (m *Machine) Fire(e Event, holds GuardFunc) (Step, error) {
 
 // try fires one declared transition through looplab; taken is false when
 // its guard cancelled it.
-func (m *Machine) try(from State, t *Transition) (st Step, taken bool, err error) {
+func (m *Machine) try(from State, t *Edge) (st Step, taken bool, err error) {
 	err = m.lf.Event(context.Background(), lfName(t))
 	var cancelled lfsm.CanceledError
 	var self lfsm.NoTransitionError

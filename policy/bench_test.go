@@ -20,7 +20,7 @@ func BenchmarkEvaluate(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				o := Observation{Enclave: node, Current: in("cur", ms(100))}
+				o := Snapshot{Enclave: node, Current: in("cur", ms(100))}
 				for i := range n {
 					lat := ms(50 + float64(i%2)*50) // 50ms qualifies, 100ms does not
 					o.Candidates = append(o.Candidates, in(fmt.Sprintf("c%03d", i), lat))

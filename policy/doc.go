@@ -9,7 +9,7 @@
 //
 // # Rules
 //
-// An [Evaluator] is fed an [Observation] at the end of every evaluation cycle
+// An [Evaluator] is fed an [Snapshot] at the end of every evaluation cycle
 // and returns at most one [Decision]. All thresholds are fields of [Config];
 // the defaults are the seed's, applied to filtered latencies.
 //

@@ -8,8 +8,8 @@ import (
 	"github.com/repram/handover/fsm"
 )
 
-// Substrate is one substrate as seen in an evaluation cycle.
-type Substrate struct {
+// Measurement is one substrate as seen in an evaluation cycle.
+type Measurement struct {
 	ID      string
 	Address string
 	Enclave string
@@ -18,11 +18,11 @@ type Substrate struct {
 	Latency time.Duration
 }
 
-// Observation is what the node saw during one evaluation cycle.
-type Observation struct {
-	Enclave    string      // this node's enclave
-	Current    Substrate   // the current attachment; an empty ID means none
-	Candidates []Substrate // the other substrates it could migrate to
+// Snapshot is what the node saw during one evaluation cycle.
+type Snapshot struct {
+	Enclave    string        // this node's enclave
+	Current    Measurement   // the current attachment; an empty ID means none
+	Candidates []Measurement // the other substrates it could migrate to
 }
 
 // Decision is the outcome of one evaluation cycle: at most one event.
@@ -30,7 +30,7 @@ type Decision struct {
 	// Event is empty (nothing to do), fsm.CandidateBetter or fsm.CooldownElapsed.
 	Event fsm.Event
 	// Candidate is the substrate to migrate to when Event is fsm.CandidateBetter.
-	Candidate Substrate
+	Candidate Measurement
 	// Reason explains a non-empty Event, for logs.
 	Reason string
 }
@@ -153,7 +153,7 @@ func newEvaluator(p params) *Evaluator {
 
 // Evaluate ends one evaluation cycle with what was observed during it and
 // returns at most one decision. Call it exactly once per cycle.
-func (e *Evaluator) Evaluate(obs Observation) Decision {
+func (e *Evaluator) Evaluate(obs Snapshot) Decision {
 	e.cycle++
 	e.relax()
 	e.observe(obs)
@@ -177,7 +177,7 @@ func (e *Evaluator) Evaluate(obs Observation) Decision {
 		return Decision{}
 	}
 
-	var best, bestF Substrate // bestF: with its filtered latency
+	var best, bestF Measurement // bestF: with its filtered latency
 	found := false
 	clear(e.next)
 	for _, c := range obs.Candidates {
@@ -331,23 +331,33 @@ func (e *Evaluator) relax() {
 // move out of the node's enclave never qualifies; otherwise the candidate
 // must be faster than ratio × current. The candidate's latency must be known;
 // the current's only when latencies are compared.
-func qualifies(node string, cur, cand Substrate, ratio float64) bool {
-	if cand.Latency <= 0 {
-		return false
-	}
-	curIn, candIn := cur.Enclave == node, cand.Enclave == node
-	switch {
-	case curIn && !candIn:
-		return false
-	case candIn && !curIn:
-		return true
+func qualifies(node string, cur, cand Measurement, ratio float64) bool {
+	if q, decided := byEnclave(node, cur, cand); decided {
+		return q
 	}
 	return cur.Latency > 0 && float64(cand.Latency) < ratio*float64(cur.Latency)
 }
 
+// byEnclave is the part of qualifying that latencies do not decide: an
+// unmeasured candidate never qualifies, one in the node's enclave beats a
+// current attachment outside it, and a move out of the node's enclave never
+// qualifies. decided is false when the latencies must be compared.
+func byEnclave(node string, cur, cand Measurement) (qualifies, decided bool) {
+	if cand.Latency <= 0 {
+		return false, true
+	}
+	switch curIn, candIn := cur.Enclave == node, cand.Enclave == node; {
+	case curIn && !candIn:
+		return false, true
+	case candIn && !curIn:
+		return true, true
+	}
+	return false, false
+}
+
 // better ranks a before b: in the node's enclave first, then lower latency
 // (unknown last), then lower id.
-func better(node string, a, b Substrate) bool {
+func better(node string, a, b Measurement) bool {
 	if ai, bi := a.Enclave == node, b.Enclave == node; ai != bi {
 		return ai
 	}

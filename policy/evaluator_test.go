@@ -16,15 +16,15 @@ func ms(n float64) time.Duration { return time.Duration(n * float64(time.Millise
 
 // in and out build substrates inside and outside the node's enclave; a
 // latency of 0 is a missing measurement.
-func in(id string, lat time.Duration) Substrate {
-	return Substrate{ID: id, Address: id + ":8080", Enclave: node, Latency: lat}
+func in(id string, lat time.Duration) Measurement {
+	return Measurement{ID: id, Address: id + ":8080", Enclave: node, Latency: lat}
 }
-func out(id string, lat time.Duration) Substrate {
-	return Substrate{ID: id, Address: id + ":8080", Enclave: "us", Latency: lat}
+func out(id string, lat time.Duration) Measurement {
+	return Measurement{ID: id, Address: id + ":8080", Enclave: "us", Latency: lat}
 }
 
-func obs(cur Substrate, cands ...Substrate) Observation {
-	return Observation{Enclave: node, Current: cur, Candidates: cands}
+func obs(cur Measurement, cands ...Measurement) Snapshot {
+	return Snapshot{Enclave: node, Current: cur, Candidates: cands}
 }
 
 // tick is one evaluation cycle of a scenario: the calls made during the
@@ -34,7 +34,7 @@ type tick struct {
 	attach string // Attached(attach) during the cycle
 	failed string // MigrationFailed(failed) during the cycle
 	forced bool   // Forced() during the cycle
-	obs    Observation
+	obs    Snapshot
 	want   string
 }
 
@@ -86,7 +86,7 @@ func repeat(n int, tk tick) []tick {
 func TestQualifies(t *testing.T) {
 	cases := []struct {
 		name      string
-		cur, cand Substrate
+		cur, cand Measurement
 		ratio     float64
 		want      bool
 	}{
@@ -167,7 +167,7 @@ func TestEvaluatorRules(t *testing.T) {
 			[]tick{{obs: obs(cur, in("s2", ms(50)), in("s2", ms(50)))},
 				{obs: obs(cur, in("s2", ms(50))), want: "s2"}}},
 		{"no current attachment: nothing to improve", Config{},
-			repeat(3, tick{obs: obs(Substrate{}, in("s2", ms(50)))})},
+			repeat(3, tick{obs: obs(Measurement{}, in("s2", ms(50)))})},
 		{"a new current attachment restarts the streaks", Config{},
 			[]tick{q, {obs: obs(in("s9", ms(100)), in("s2", ms(50)))},
 				{obs: obs(in("s9", ms(100)), in("s2", ms(50))), want: "s2"}}},
@@ -209,7 +209,7 @@ func TestEvaluatorRules(t *testing.T) {
 }
 
 // untilBetter counts Evaluates until candidate_better names id.
-func untilBetter(t *testing.T, e *Evaluator, o Observation, id string) int {
+func untilBetter(t *testing.T, e *Evaluator, o Snapshot, id string) int {
 	t.Helper()
 	for n := 1; n <= 1000; n++ {
 		if d := e.Evaluate(o); d.Event == fsm.CandidateBetter {

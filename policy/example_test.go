@@ -14,12 +14,12 @@ func Example() {
 		panic(err)
 	}
 	ev.Attached("s1") // joined s1: cooldown starts
-	cur := policy.Substrate{ID: "s1", Enclave: "eu", Latency: 40 * time.Millisecond}
+	cur := policy.Measurement{ID: "s1", Enclave: "eu", Latency: 40 * time.Millisecond}
 	for cycle, s2 := range []time.Duration{40, 39, 41, 20, 20, 20} {
-		d := ev.Evaluate(policy.Observation{
+		d := ev.Evaluate(policy.Snapshot{
 			Enclave: "eu",
 			Current: cur,
-			Candidates: []policy.Substrate{
+			Candidates: []policy.Measurement{
 				{ID: "s2", Address: "10.0.0.2:8080", Enclave: "eu", Latency: s2 * time.Millisecond},
 			},
 		})

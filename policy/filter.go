@@ -169,7 +169,7 @@ func (e *Evaluator) Estimate(id string) (Estimate, bool) {
 
 // observe feeds this cycle's measurements to the filters and forgets the
 // estimates of substrates not measured for more than maxMissed cycles.
-func (e *Evaluator) observe(obs Observation) {
+func (e *Evaluator) observe(obs Snapshot) {
 	if !e.f.on {
 		return
 	}
@@ -177,7 +177,7 @@ func (e *Evaluator) observe(obs Observation) {
 	if cur := e.est[obs.Current.ID]; cur != nil && obs.Current.ID != "" {
 		prior = cur.dev
 	}
-	feed := func(s Substrate) {
+	feed := func(s Measurement) {
 		if s.ID == "" || s.Latency <= 0 {
 			return
 		}
@@ -206,16 +206,9 @@ func (e *Evaluator) observe(obs Observation) {
 // measured this cycle; a latency comparison then needs its filtered latency
 // below ratio × the current's by more than margin standard errors of the
 // two estimates, and faster by more than floor.
-func (e *Evaluator) qualifiesFiltered(node string, cur, cand Substrate) bool {
-	if cand.Latency <= 0 {
-		return false
-	}
-	curIn, candIn := cur.Enclave == node, cand.Enclave == node
-	switch {
-	case curIn && !candIn:
-		return false
-	case candIn && !curIn:
-		return true
+func (e *Evaluator) qualifiesFiltered(node string, cur, cand Measurement) bool {
+	if q, decided := byEnclave(node, cur, cand); decided {
+		return q
 	}
 	u, c := e.est[cur.ID], e.est[cand.ID]
 	if u == nil || c == nil {
@@ -241,7 +234,7 @@ func (e *Evaluator) restart(id string) {
 }
 
 // filtered returns s with its filtered latency, when it has one.
-func (e *Evaluator) filtered(s Substrate) Substrate {
+func (e *Evaluator) filtered(s Measurement) Measurement {
 	if est := e.est[s.ID]; est != nil && e.f.on {
 		s.Latency = time.Duration(math.Exp(est.mean))
 	}

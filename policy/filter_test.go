@@ -9,7 +9,7 @@ import (
 
 // settle feeds o to e for n cycles and fails on any decision: the filter
 // learns the substrates' levels and noise.
-func settle(t *testing.T, e *Evaluator, o Observation, n int) {
+func settle(t *testing.T, e *Evaluator, o Snapshot, n int) {
 	t.Helper()
 	for i := range n {
 		if d := e.Evaluate(o); d.Event == fsm.CandidateBetter {
@@ -36,8 +36,8 @@ func jittered(lat time.Duration, i int) time.Duration {
 }
 
 func TestFilterRules(t *testing.T) {
-	cur := func(i int) Substrate { return in("s1", jittered(ms(100), i)) }
-	quiet := func(i int) Observation { return obs(cur(i), in("s2", jittered(ms(100), i+1))) }
+	cur := func(i int) Measurement { return in("s1", jittered(ms(100), i)) }
+	quiet := func(i int) Snapshot { return obs(cur(i), in("s2", jittered(ms(100), i+1))) }
 	warm := func(t *testing.T) *Evaluator {
 		e := newDefault(t)
 		for i := range 20 {

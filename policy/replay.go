@@ -118,7 +118,7 @@ func Replay(tr Trace, cfg Config, s Strategy) (Report, error) {
 		return Report{}, err
 	}
 	r := Report{Strategy: s, Config: cfg.WithDefaults(), Cycles: len(tr.Cycles), Final: tr.Start}
-	current := Substrate{ID: tr.Start}
+	current := Measurement{ID: tr.Start}
 	ev.Attached(current.ID)
 	move := func(m Move) {
 		if !m.Forced {
@@ -135,7 +135,7 @@ func Replay(tr Trace, cfg Config, s Strategy) (Report, error) {
 		}
 		r.Moves = append(r.Moves, m)
 	}
-	cands := make([]Substrate, 0, 8)
+	cands := make([]Measurement, 0, 8)
 	for _, c := range tr.Cycles {
 		cur, gone := sampleOf(c, current.ID)
 		if gone {
@@ -151,8 +151,8 @@ func Replay(tr Trace, cfg Config, s Strategy) (Report, error) {
 		if cur.ID != "" {
 			current.Enclave = cur.Enclave // a substrate keeps its last known enclave
 		}
-		obs := Observation{Enclave: tr.Enclave,
-			Current: Substrate{ID: current.ID, Address: current.ID, Enclave: current.Enclave, Latency: cur.Latency}}
+		obs := Snapshot{Enclave: tr.Enclave,
+			Current: Measurement{ID: current.ID, Address: current.ID, Enclave: current.Enclave, Latency: cur.Latency}}
 		cands = cands[:0]
 		for _, smp := range c.Samples {
 			if smp.Substrate != current.ID && !smp.Gone {
@@ -174,27 +174,27 @@ func Replay(tr Trace, cfg Config, s Strategy) (Report, error) {
 	return r, nil
 }
 
-func substrateOf(s Sample) Substrate {
-	return Substrate{ID: s.Substrate, Address: s.Substrate, Enclave: s.Enclave, Latency: s.Latency}
+func substrateOf(s Sample) Measurement {
+	return Measurement{ID: s.Substrate, Address: s.Substrate, Enclave: s.Enclave, Latency: s.Latency}
 }
 
 // sampleOf returns id's sample in c as a Substrate (zero when not listed or
 // gone) and whether it is marked gone.
-func sampleOf(c Cycle, id string) (Substrate, bool) {
+func sampleOf(c Cycle, id string) (Measurement, bool) {
 	for _, s := range c.Samples {
 		if s.Substrate == id {
 			if s.Gone {
-				return Substrate{}, true
+				return Measurement{}, true
 			}
 			return substrateOf(s), false
 		}
 	}
-	return Substrate{}, false
+	return Measurement{}, false
 }
 
 // bestSample returns the best measured substrate of c other than except.
-func bestSample(node string, c Cycle, except string) (Substrate, bool) {
-	var best Substrate
+func bestSample(node string, c Cycle, except string) (Measurement, bool) {
+	var best Measurement
 	found := false
 	for _, s := range c.Samples {
 		if s.Gone || s.Latency <= 0 || s.Substrate == except {

@@ -29,10 +29,10 @@ type Identity struct {
 // Substrate names a substrate node the node can attach to.
 type Substrate = engine.Substrate
 
-// Policy decides when to migrate. *policy.Evaluator implements it; migsim
+// Decider decides when to migrate. *policy.Evaluator implements it; migsim
 // plugs in baselines. The node's event loop is its only caller, so its
 // methods must not call back into the Node.
-type Policy = engine.Policy
+type Decider = engine.Decider
 
 // Secret is a cluster secret. It is a []byte (assign one to it directly)
 // whose every printed or marshalled form is "[redacted]": fmt verbs
@@ -64,27 +64,45 @@ func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
 // Config configures a [Node]. Zero durations and sizes take the defaults
 // documented on each field.
 type Config struct {
+	// Identity and delivery: what every node sets.
+
 	Identity Identity
+	// Handler receives deduplicated gossip, one call at a time, in arrival
+	// order, on a goroutine of its own. Nil discards gossip. It must not
+	// call Node.Close, which waits for the handler to return.
+	Handler func(Gossip)
+
+	// Security.
+
 	// Secret is the cluster secret. When set, every frame is signed and
 	// every received frame must verify; it is never logged, and printing
 	// or marshalling the Config shows it redacted.
 	Secret Secret
+	// TLSConfig is used for wss:// links (custom CAs, client certificates).
+	TLSConfig *tls.Config
+	// HTTPHeader is sent with every WebSocket dial.
+	HTTPHeader http.Header
 
-	// Policy configures the default hysteresis policy; Decider, when set,
-	// replaces it.
-	Policy  policy.Config
-	Decider Policy
+	// Policy: when to migrate.
+
+	// Policy holds the thresholds of the default hysteresis policy
+	// (package policy); the zero value is its defaults.
+	Policy policy.Config
+	// Decider, when set, replaces the default policy (migsim plugs in
+	// baselines and schedules).
+	Decider Decider
 	// BreakBeforeMake runs the baseline that lets the primary go before
 	// dialling the next substrate (fsm.BreakBeforeMake), for comparisons
 	// such as migsim's; it loses what is published meanwhile.
 	BreakBeforeMake bool
+
+	// Timing and limits.
 
 	// Tuning holds the migration engine's durations, bounds and sizes
 	// (handshake timeout, attempt delay, overlap bounds, heartbeat and
 	// suspicion, backoffs, dedup window, maximum message age); zero fields
 	// take the engine's defaults, which suit real networks.
 	Tuning engine.Tuning
-
 	// ReadLimit bounds one frame; larger frames are rejected and drained,
 	// frames over 8×ReadLimit close the link. Default 1 MiB.
 	ReadLimit int64
@@ -92,10 +110,8 @@ type Config struct {
 	// full the links stop reading (back-pressure to the substrates) and the
 	// event loop keeps running. Default 4096.
 	DeliveryBuffer int
-	// Handler receives deduplicated gossip, one call at a time, in arrival
-	// order, on a goroutine of its own. Nil discards gossip. It must not
-	// call Node.Close, which waits for the handler to return.
-	Handler func(Gossip)
+
+	// Observability (see also package transport/metrics).
 
 	// Logger receives structured logs (zerolog, the default); nil is
 	// silent. Fields: node, link, substrate, state, event, from, to,
@@ -106,10 +122,6 @@ type Config struct {
 	// LevelDebug-4) and every field becomes an attribute. Set Logger or
 	// SlogLogger, not both: [New] refuses both with [ErrTwoLoggers].
 	SlogLogger *slog.Logger
-	// TLSConfig is used for wss:// links (custom CAs, client certificates).
-	TLSConfig *tls.Config
-	// HTTPHeader is sent with every WebSocket dial.
-	HTTPHeader http.Header
 }
 
 // ErrSubstrateIdentity is returned by [New] for a node that accepts inbound

@@ -99,7 +99,7 @@
 // transport/engine: one event-loop goroutine feeds it what the links, the
 // timer and the API report, and carries out the effects it returns (dial,
 // hello, ping, close, deliver, publish a transition). The types [Substrate],
-// [Candidate], [Gossip], [Transition], [Stats] and [Policy] are the
+// [Candidate], [Gossip], [Transition], [Stats] and [Decider] are the
 // engine's. Package wire is the protocol codec; package substratetest runs
 // substrates in-process (with faults) for tests, simulations and the
 // examples below. The design, the state chart's rules, the caught-up rule,

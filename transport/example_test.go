@@ -266,7 +266,7 @@ func ExampleConfig_slogLogger() {
 }
 
 // ref names a test substrate for the node.
-func ref(s *substratetest.Substrate) transport.Substrate {
+func ref(s *substratetest.Server) transport.Substrate {
 	return transport.Substrate{ID: s.ID(), URL: s.URL(), Enclave: s.Enclave()}
 }
 

@@ -15,12 +15,12 @@ import (
 
 // setup attaches a node to sub-a (no mesh delay) with sub-b (30ms) beside
 // it, past the policy's cooldown, with gossip flowing.
-func setup(t *testing.T, cfg Config) (h *harness, a, b *substratetest.Substrate, stop func()) {
+func setup(t *testing.T, cfg Config) (h *harness, a, b *substratetest.Server, stop func()) {
 	return setupGap(t, cfg, testGoodbyeGap)
 }
 
 // setupGap is setup with the given goodbye gap.
-func setupGap(t *testing.T, cfg Config, gap time.Duration) (h *harness, a, b *substratetest.Substrate, stop func()) {
+func setupGap(t *testing.T, cfg Config, gap time.Duration) (h *harness, a, b *substratetest.Server, stop func()) {
 	h = newHarnessGap(t, cfg, gap)
 	a = h.start("sub-a", 0)
 	b = h.start("sub-b", 30*time.Millisecond)
@@ -32,10 +32,10 @@ func setupGap(t *testing.T, cfg Config, gap time.Duration) (h *harness, a, b *su
 }
 
 // tryMigrate feeds the two qualifying cycles that start a migration to s.
-func (h *harness) tryMigrate(s *substratetest.Substrate) {
+func (h *harness) tryMigrate(s *substratetest.Server) {
 	h.t.Helper()
-	h.observe(map[*substratetest.Substrate]time.Duration{s: 10 * time.Millisecond})
-	if d := h.observe(map[*substratetest.Substrate]time.Duration{s: 10 * time.Millisecond}); d.Event != fsm.CandidateBetter {
+	h.observe(map[*substratetest.Server]time.Duration{s: 10 * time.Millisecond})
+	if d := h.observe(map[*substratetest.Server]time.Duration{s: 10 * time.Millisecond}); d.Event != fsm.CandidateBetter {
 		h.t.Fatalf("policy decided %q, want candidate_better", d.Event)
 	}
 }
@@ -60,12 +60,12 @@ func TestFailedMigrationKeepsOld(t *testing.T) {
 	type F = substratetest.Faults
 	tests := []struct {
 		name   string
-		faults F                                // set on the candidate before the migration
-		hook   func(b *substratetest.Substrate) // or this
+		faults F                             // set on the candidate before the migration
+		hook   func(b *substratetest.Server) // or this
 		event  fsm.Event
 	}{
 		{name: "handshake timeout", faults: F{MuteHello: true}, event: fsm.HandshakeTimeout},
-		{name: "websocket error mid-handshake", hook: func(b *substratetest.Substrate) {
+		{name: "websocket error mid-handshake", hook: func(b *substratetest.Server) {
 			b.SetOnHello(func(wire.Hello) { go b.Kill() })
 		}, event: fsm.NewFailed},
 		{name: "refused with goodbye", faults: F{Refuse: true}, event: fsm.NewFailed},

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"slices"
 	"sync"
@@ -18,7 +19,18 @@ import (
 	"github.com/repram/handover/transport/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines. The socket tests mostly wait on
+// loopback round trips and timers, not on the CPU, so unless -parallel is
+// given they run four at a time rather than GOMAXPROCS (two here).
+func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", "4")
+	}
+	goleak.VerifyTestMain(m)
+}
 
 var testSecret = []byte("harness-test-secret")
 
@@ -98,7 +110,7 @@ func newHarnessGap(t *testing.T, cfg Config, gap time.Duration) *harness {
 	return h
 }
 
-func (h *harness) start(id string, delay time.Duration) *substratetest.Substrate {
+func (h *harness) start(id string, delay time.Duration) *substratetest.Server {
 	h.t.Helper()
 	s, err := h.mesh.Start(substratetest.Config{ID: id, Delay: delay})
 	if err != nil {
@@ -107,7 +119,7 @@ func (h *harness) start(id string, delay time.Duration) *substratetest.Substrate
 	return s
 }
 
-func sub(s *substratetest.Substrate) Substrate {
+func sub(s *substratetest.Server) Substrate {
 	return Substrate{ID: s.ID(), URL: s.URL(), Enclave: s.Enclave()}
 }
 
@@ -125,7 +137,7 @@ func (h *harness) eventually(what string, cond func() bool) {
 	}
 }
 
-func (h *harness) attach(s *substratetest.Substrate) {
+func (h *harness) attach(s *substratetest.Server) {
 	h.t.Helper()
 	if err := h.node.Attach(context.Background(), sub(s)); err != nil {
 		h.t.Fatal(err)
@@ -149,7 +161,7 @@ func (h *harness) waitState(s fsm.State) {
 
 // observe feeds one cycle where each candidate has the given latency and
 // the primary 100ms.
-func (h *harness) observe(cands map[*substratetest.Substrate]time.Duration) policy.Decision {
+func (h *harness) observe(cands map[*substratetest.Server]time.Duration) policy.Decision {
 	h.t.Helper()
 	obs := Observation{CurrentLatency: 100 * time.Millisecond}
 	for s, d := range cands {

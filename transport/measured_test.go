@@ -16,17 +16,17 @@ import (
 type recordingPolicy struct {
 	*policy.Evaluator
 	mu  sync.Mutex
-	obs []policy.Observation
+	obs []policy.Snapshot
 }
 
-func (r *recordingPolicy) Evaluate(o policy.Observation) policy.Decision {
+func (r *recordingPolicy) Evaluate(o policy.Snapshot) policy.Decision {
 	r.mu.Lock()
 	r.obs = append(r.obs, o)
 	r.mu.Unlock()
 	return r.Evaluator.Evaluate(o)
 }
 
-func (r *recordingPolicy) last() policy.Observation {
+func (r *recordingPolicy) last() policy.Snapshot {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.obs[len(r.obs)-1]

@@ -248,6 +248,12 @@ func (n *Node) step(in engine.Input) error {
 			}
 		}
 	}
+	if n.exiting {
+		for _, ch := range n.subs {
+			close(ch) // after the close transition itself
+		}
+		n.subs = nil
+	}
 	return nil
 }
 
@@ -259,12 +265,6 @@ func (n *Node) notify(tr Transition) {
 		default:
 			n.dropped++
 		}
-		if tr.Step.To == fsm.Closed {
-			close(ch) // after the close transition itself
-		}
-	}
-	if tr.Step.To == fsm.Closed {
-		n.subs = nil
 	}
 }
 

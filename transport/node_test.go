@@ -30,13 +30,13 @@ func TestMigrationWithOverlapLosesNothing(t *testing.T) {
 	stop := h.publishing(2 * time.Millisecond)
 	time.Sleep(50 * time.Millisecond)
 
-	if d := h.observe(map[*substratetest.Substrate]time.Duration{b: 10 * time.Millisecond}); d.Event != "" {
+	if d := h.observe(map[*substratetest.Server]time.Duration{b: 10 * time.Millisecond}); d.Event != "" {
 		t.Fatalf("first qualifying cycle decided %q, want nothing", d.Event)
 	}
 	if st := h.node.Status(); st.State != fsm.Attached || st.Primary.ID != "sub-a" {
 		t.Fatalf("after one cycle: %s on %q, want attached on sub-a", st.State, st.Primary.ID)
 	}
-	if d := h.observe(map[*substratetest.Substrate]time.Duration{b: 10 * time.Millisecond}); d.Event != fsm.CandidateBetter {
+	if d := h.observe(map[*substratetest.Server]time.Duration{b: 10 * time.Millisecond}); d.Event != fsm.CandidateBetter {
 		t.Fatalf("second qualifying cycle decided %q, want candidate_better", d.Event)
 	}
 	h.waitAttached("sub-b")
@@ -67,13 +67,13 @@ func TestCooldownHoldsOffTheNextMigration(t *testing.T) {
 	h.attach(a)
 	h.settle()
 	stop := h.publishing(2 * time.Millisecond)
-	h.observe(map[*substratetest.Substrate]time.Duration{b: 10 * time.Millisecond})
-	if d := h.observe(map[*substratetest.Substrate]time.Duration{b: 10 * time.Millisecond}); d.Event != fsm.CandidateBetter {
+	h.observe(map[*substratetest.Server]time.Duration{b: 10 * time.Millisecond})
+	if d := h.observe(map[*substratetest.Server]time.Duration{b: 10 * time.Millisecond}); d.Event != fsm.CandidateBetter {
 		t.Fatalf("migration to sub-b: decided %q, want candidate_better", d.Event)
 	}
 	h.waitAttached("sub-b")
 
-	better := map[*substratetest.Substrate]time.Duration{c: 10 * time.Millisecond}
+	better := map[*substratetest.Server]time.Duration{c: 10 * time.Millisecond}
 	for i, want := range []fsm.Event{"", fsm.CooldownElapsed, "", fsm.CandidateBetter} {
 		if st := h.node.Status(); st.Primary.ID != "sub-b" {
 			t.Fatalf("cycle %d after the switch: primary %q, want sub-b", i+1, st.Primary.ID)

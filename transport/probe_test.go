@@ -10,7 +10,7 @@ import (
 	"github.com/repram/handover/transport/substratetest"
 )
 
-func newTestProxy(t *testing.T, s *substratetest.Substrate, delay time.Duration) *substratetest.Proxy {
+func newTestProxy(t *testing.T, s *substratetest.Server, delay time.Duration) *substratetest.Proxy {
 	t.Helper()
 	p, err := substratetest.NewProxy(substratetest.ProxyConfig{Target: s.Addr(), Delay: delay})
 	if err != nil {

@@ -318,7 +318,7 @@ func newTestCA(t *testing.T) testCA {
 	return testCA{pool: pool, server: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}}
 }
 
-func (h *harness) startTLS(id string, ca testCA) *substratetest.Substrate {
+func (h *harness) startTLS(id string, ca testCA) *substratetest.Server {
 	h.t.Helper()
 	s, err := h.mesh.Start(substratetest.Config{ID: id,
 		TLS: &tls.Config{Certificates: []tls.Certificate{ca.server}, MinVersion: tls.VersionTLS12}})

@@ -56,7 +56,7 @@ func fileData(t *testing.T, name string) string {
 }
 
 // edgeOf returns the diagram edge that draws transition tr.
-func edgeOf(t *testing.T, es []edge, tr fsm.Transition) edge {
+func edgeOf(t *testing.T, es []edge, tr fsm.Edge) edge {
 	t.Helper()
 	var found []edge
 	for _, e := range es {
@@ -118,7 +118,7 @@ func TestFanInNeedsEveryState(t *testing.T) {
 	c := fsm.Declaration()
 	// Make cooldown ignore close: close no longer leaves every state, so it
 	// must be drawn state by state.
-	c.Transitions = slices.DeleteFunc(c.Transitions, func(tr fsm.Transition) bool {
+	c.Transitions = slices.DeleteFunc(c.Transitions, func(tr fsm.Edge) bool {
 		return tr.From == fsm.Cooldown && tr.Event == fsm.Close
 	})
 	c.Ignores = append(c.Ignores, fsm.Ignore{State: fsm.Cooldown, Event: fsm.Close, Reason: "test"})
@@ -290,7 +290,7 @@ func TestMarkdownDecidesEveryCell(t *testing.T) {
 	if want := len(c.States) * len(c.Events); len(rows) != want {
 		t.Errorf("rows for %d state × event pairs, want %d", len(rows), want)
 	}
-	transition := func(tr *fsm.Transition) []string {
+	transition := func(tr *fsm.Edge) []string {
 		want := []string{"| **→ " + string(tr.To) + "** |", " " + string(tr.Path) + " ", tr.Meaning}
 		if len(tr.Actions) > 0 {
 			want = append(want, "| "+actionText(tr.Actions)+" |")
@@ -368,13 +368,13 @@ func TestSVGIsRendered(t *testing.T) {
 	}
 }
 
-func firstTransition(c fsm.Chart, e fsm.Event) (fsm.Transition, bool) {
+func firstTransition(c fsm.Chart, e fsm.Event) (fsm.Edge, bool) {
 	for _, tr := range c.Transitions {
 		if tr.Event == e {
 			return tr, true
 		}
 	}
-	return fsm.Transition{}, false
+	return fsm.Edge{}, false
 }
 
 func TestGenerateIsDeterministic(t *testing.T) {

@@ -225,7 +225,7 @@ func ignoreLine(c fsm.Chart, ig fsm.Ignore) string {
 func usedGuards(c fsm.Chart) []fsm.GuardInfo {
 	var out []fsm.GuardInfo
 	for _, g := range c.Guards {
-		if slices.ContainsFunc(c.Transitions, func(t fsm.Transition) bool { return t.Guard == g.Guard }) {
+		if slices.ContainsFunc(c.Transitions, func(t fsm.Edge) bool { return t.Guard == g.Guard }) {
 			out = append(out, g)
 		}
 	}

@@ -113,7 +113,7 @@ type (
 )
 
 // branch is the view of one transition.
-func branch(es []edge, t *fsm.Transition) (branchView, error) {
+func branch(es []edge, t *fsm.Edge) (branchView, error) {
 	st, err := styleOf(t.Path)
 	if err != nil {
 		return branchView{}, err

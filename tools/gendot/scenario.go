@@ -33,7 +33,7 @@ type step struct {
 	event   fsm.Event
 	to      fsm.State
 	edge    int // -1 when ignored
-	t       *fsm.Transition
+	t       *fsm.Edge
 	reason  string
 }
 
@@ -137,7 +137,7 @@ func replay(c fsm.Chart, name string, data []byte) (scenario, error) {
 }
 
 // edgeIndex returns the index of the edge of es that draws t, or -1.
-func edgeIndex(es []edge, t fsm.Transition) int {
+func edgeIndex(es []edge, t fsm.Edge) int {
 	for i, e := range es {
 		if e.to == t.To && (e.from == t.From || e.fromAny) && e.guard == t.Guard && e.path == t.Path &&
 			slices.Equal(e.actions, t.Actions) && slices.Contains(e.events, t.Event) {

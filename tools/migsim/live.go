@@ -93,7 +93,7 @@ type schedule struct {
 	cooling      bool
 }
 
-func (s *schedule) Evaluate(obs policy.Observation) policy.Decision {
+func (s *schedule) Evaluate(obs policy.Snapshot) policy.Decision {
 	if s.cooling {
 		s.cooling = false
 		return policy.Decision{Event: fsm.CooldownElapsed, Reason: "cooldown over"}

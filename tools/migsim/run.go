@@ -188,7 +188,7 @@ type run struct {
 	opt   Options
 	rec   *recorder
 	mesh  *substratetest.Mesh
-	subs  []*substratetest.Substrate
+	subs  []*substratetest.Server
 	alive []atomic.Bool
 	node  *transport.Node
 	trs   chan struct{} // closed when every transition is recorded

@@ -100,7 +100,7 @@ func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleResult, error) {
 	mesh := substratetest.NewMesh(substratetest.MeshConfig{Secret: secret, GoodbyeGap: cfg.GoodbyeGap,
 		QueueSize: 4096, WriteTimeout: 10 * time.Second})
 	defer mesh.Close()
-	var subs []*substratetest.Substrate
+	var subs []*substratetest.Server
 	for i, id := range []string{"leaving", "stay-a", "stay-b"} {
 		s, err := mesh.Start(substratetest.Config{ID: id, Delay: time.Duration(i) * time.Millisecond})
 		if err != nil {

@@ -11,12 +11,12 @@ import (
 	"github.com/repram/handover/transport/dedup"
 )
 
-// Policy decides when to migrate. *policy.Evaluator implements it; migsim
+// Decider decides when to migrate. *policy.Evaluator implements it; migsim
 // plugs in baselines. The engine is its only caller. Evaluate must return
 // fsm.CooldownElapsed some cycles after Attached: the machine leaves its
 // cooldown state only on that event.
-type Policy interface {
-	Evaluate(policy.Observation) policy.Decision
+type Decider interface {
+	Evaluate(policy.Snapshot) policy.Decision
 	Attached(id string)
 	MigrationFailed(id string)
 	Forced()
@@ -29,7 +29,7 @@ type Config struct {
 	Enclave string // this node's enclave: same-enclave substrates are preferred
 
 	// Policy decides migrations; nil runs policy.New(policy.Config{}).
-	Policy Policy
+	Policy Decider
 
 	// BreakBeforeMake runs the baseline chart fsm.BreakBeforeMake: the
 	// primary is let go before a candidate is dialled. For comparisons

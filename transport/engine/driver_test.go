@@ -45,13 +45,13 @@ func goodbye(reason string, alts ...wire.Parent) wire.Goodbye {
 // engine told it.
 type script struct {
 	next     []policy.Decision
-	obs      []policy.Observation
+	obs      []policy.Snapshot
 	attached []string
 	failed   []string
 	forced   int
 }
 
-func (p *script) Evaluate(o policy.Observation) policy.Decision {
+func (p *script) Evaluate(o policy.Snapshot) policy.Decision {
 	p.obs = append(p.obs, o)
 	if len(p.next) == 0 {
 		return policy.Decision{}
@@ -65,7 +65,7 @@ func (p *script) MigrationFailed(id string) { p.failed = append(p.failed, id) }
 func (p *script) Forced()                   { p.forced++ }
 
 func better(id string) policy.Decision {
-	return policy.Decision{Event: fsm.CandidateBetter, Candidate: policy.Substrate{ID: id}, Reason: "scripted"}
+	return policy.Decision{Event: fsm.CandidateBetter, Candidate: policy.Measurement{ID: id}, Reason: "scripted"}
 }
 
 // driver steps one engine at explicit virtual times and renders effects as

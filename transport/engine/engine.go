@@ -58,7 +58,7 @@ type Engine struct {
 	cfg  Config
 	log  zerolog.Logger
 	m    *fsm.Machine
-	pol  Policy
+	pol  Decider
 	seen *dedup.Set
 	rng  *rand.Rand
 	reg  registry
@@ -252,9 +252,9 @@ func (e *Engine) attach(s Substrate) error {
 
 // observe ends an evaluation cycle: the policy decides, the machine acts.
 func (e *Engine) observe(obs Observe) {
-	po := policy.Observation{Enclave: e.cfg.Enclave}
+	po := policy.Snapshot{Enclave: e.cfg.Enclave}
 	if p := e.primary; p != nil {
-		po.Current = policy.Substrate{ID: p.target.ID, Address: p.target.URL, Enclave: p.target.Enclave, Latency: obs.CurrentLatency}
+		po.Current = policy.Measurement{ID: p.target.ID, Address: p.target.URL, Enclave: p.target.Enclave, Latency: obs.CurrentLatency}
 		if po.Current.Latency == 0 {
 			po.Current.Latency = p.srtt
 		}
@@ -268,7 +268,7 @@ func (e *Engine) observe(obs Observe) {
 			k.rtt = c.Latency
 		}
 		byID[c.ID] = c.Substrate
-		po.Candidates = append(po.Candidates, policy.Substrate{ID: c.ID, Address: c.URL, Enclave: c.Enclave, Latency: c.Latency})
+		po.Candidates = append(po.Candidates, policy.Measurement{ID: c.ID, Address: c.URL, Enclave: c.Enclave, Latency: c.Latency})
 	}
 	d := e.pol.Evaluate(po)
 	switch d.Event {

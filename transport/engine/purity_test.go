@@ -15,6 +15,8 @@ import (
 
 // The pure packages: no network, no clock reads, no goroutines, no
 // channels. Time is an input; each package imports only what it lists.
+// This one test checks all three (fsm, policy and this engine), so the
+// rule is written once.
 var purePackages = []struct {
 	dir     string
 	imports []string

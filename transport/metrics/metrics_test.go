@@ -32,7 +32,7 @@ var secret = []byte("metrics-test-secret")
 type fixture struct {
 	t         *testing.T
 	mesh      *substratetest.Mesh
-	a, b      *substratetest.Substrate
+	a, b      *substratetest.Server
 	node      *transport.Node
 	col       *metrics.Collector
 	srv       *httptest.Server
@@ -80,7 +80,7 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func ref(s *substratetest.Substrate) transport.Substrate {
+func ref(s *substratetest.Server) transport.Substrate {
 	return transport.Substrate{ID: s.ID(), URL: s.URL(), Enclave: s.Enclave()}
 }
 
@@ -142,7 +142,7 @@ func (f *fixture) scrape() (map[string]float64, string) {
 
 // migrate feeds cycles in which to is far better until the node has
 // migrated wantMigrations times.
-func (f *fixture) migrate(to *substratetest.Substrate, wantMigrations int) {
+func (f *fixture) migrate(to *substratetest.Server, wantMigrations int) {
 	f.t.Helper()
 	obs := transport.Observation{CurrentLatency: 80 * time.Millisecond,
 		Candidates: []transport.Candidate{{Substrate: ref(to), Latency: 5 * time.Millisecond}}}

@@ -175,6 +175,19 @@ func (e *env) startMigration(target string) bool {
 	return false
 }
 
+// shutdown records what the substrate holds, then shuts it down
+// gracefully (SIGTERM: goodbye twice, then close).
+func (e *env) shutdown(t *testing.T, s *repramtest.Substrate) {
+	t.Helper()
+	if err := e.led.Snapshot(context.Background(), s.ID); err != nil {
+		t.Logf("%v: its keys are read again at the end", err)
+	}
+	e.faultAt = time.Now()
+	if err := s.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // snapshotKill records what the substrate holds, then kills it.
 func (e *env) snapshotKill(t *testing.T, s *repramtest.Substrate) {
 	t.Helper()
@@ -217,13 +230,7 @@ func scenarios() []scenario {
 			name: "graceful_shutdown", maxNoLinkMs: 0, maxRecover: 2 * time.Second,
 			fault: func(t *testing.T, e *env) {
 				ra := e.c.Node("ra")
-				if err := e.led.Snapshot(context.Background(), "ra"); err != nil {
-					t.Logf("%v: its keys are read again at the end", err)
-				}
-				e.faultAt = time.Now()
-				if err := ra.Shutdown(); err != nil {
-					t.Fatal(err)
-				}
+				e.shutdown(t, ra)
 				if !e.attachedElsewhere(10 * time.Second) {
 					t.Fatalf("not attached elsewhere 10s after ra's goodbye: %+v", e.node.Status())
 				}
@@ -310,13 +317,7 @@ func scenarios() []scenario {
 				if err := e.c.Node(peers[0]).Stop(); err != nil {
 					t.Fatal(err)
 				}
-				if err := e.led.Snapshot(context.Background(), "ra"); err != nil {
-					t.Logf("%v: its keys are read again at the end", err)
-				}
-				e.faultAt = time.Now()
-				if err := ra.Shutdown(); err != nil {
-					t.Fatal(err)
-				}
+				e.shutdown(t, ra)
 				if !e.attachedElsewhere(10 * time.Second) {
 					t.Errorf("not attached elsewhere 10s after ra's goodbye (first alternative %s stopped): %+v", peers[0], e.node.Status())
 				}

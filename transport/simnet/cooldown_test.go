@@ -13,7 +13,7 @@ import (
 // cooldown: only the chart keeps the node from migrating in cooldown.
 type eagerPolicy struct{}
 
-func (eagerPolicy) Evaluate(o policy.Observation) policy.Decision {
+func (eagerPolicy) Evaluate(o policy.Snapshot) policy.Decision {
 	for _, c := range o.Candidates {
 		if c.ID != o.Current.ID && c.Latency > 0 {
 			return policy.Decision{Event: fsm.CandidateBetter, Candidate: c, Reason: "eager"}

@@ -121,14 +121,14 @@ var drivers = map[fsm.Event]bool{fsm.Attach: false, fsm.CandidateBetter: false, 
 
 // paths lists, per state, every path of driver transitions from the
 // initial state that visits no state twice.
-func paths(chart fsm.Chart) map[fsm.State][][]fsm.Transition {
-	out := map[fsm.State][][]fsm.Transition{}
-	var walk func(s fsm.State, path []fsm.Transition)
-	walk = func(s fsm.State, path []fsm.Transition) {
+func paths(chart fsm.Chart) map[fsm.State][][]fsm.Edge {
+	out := map[fsm.State][][]fsm.Edge{}
+	var walk func(s fsm.State, path []fsm.Edge)
+	walk = func(s fsm.State, path []fsm.Edge) {
 		out[s] = append(out[s], path)
 		for _, tr := range chart.Transitions {
 			if _, ok := drivers[tr.Event]; !ok || tr.From != s || tr.To == s || tr.Guard == fsm.OthersRacing ||
-				slices.ContainsFunc(path, func(p fsm.Transition) bool { return p.From == tr.To }) || tr.To == chart.Initial {
+				slices.ContainsFunc(path, func(p fsm.Edge) bool { return p.From == tr.To }) || tr.To == chart.Initial {
 				continue
 			}
 			walk(tr.To, append(slices.Clone(path), tr))
@@ -141,7 +141,7 @@ func paths(chart fsm.Chart) map[fsm.State][][]fsm.Transition {
 // mcell is one (path, fault, world) cell.
 type mcell struct {
 	state fsm.State
-	path  []fsm.Transition
+	path  []fsm.Edge
 	fault mfault
 	alone bool
 }
@@ -161,7 +161,7 @@ func (c mcell) name() string {
 // moves reports whether the node is moving at the end of the path: it
 // needs a link (a first attach, or the old link said goodbye), so a
 // refusal's alternatives join the race, until a welcome promotes a link.
-func moves(path []fsm.Transition) bool {
+func moves(path []fsm.Edge) bool {
 	m := false
 	for _, tr := range path {
 		switch {
@@ -177,7 +177,7 @@ func moves(path []fsm.Transition) bool {
 // forced reports whether the path leaves the node in a move it must make
 // (the old link said goodbye and is still there), rather than a first
 // attach, a policy migration or a settled state.
-func forced(path []fsm.Transition) bool {
+func forced(path []fsm.Edge) bool {
 	leaving := false
 	for _, tr := range path {
 		switch tr.Event {
@@ -403,7 +403,7 @@ func runCell(t *testing.T, c mcell) {
 		// The goodbye names the substrate's peers: the node learns them.
 		known = append(known, l.byID["b"].substrate(), l.byID["c"].substrate())
 	}
-	var want *fsm.Transition
+	var want *fsm.Edge
 	var ignored []fsm.Event
 	pending := len(cands) > 0 && (c.state == fsm.Joining || c.state == fsm.Handshaking)
 	for _, e := range c.fault.events(faultCtx{race: raceArmed, pending: pending}) {

@@ -30,7 +30,7 @@ type client struct {
 	err    error // why the reader ended; read after done
 }
 
-func dial(t testing.TB, s *substratetest.Substrate, secret []byte) *client {
+func dial(t testing.TB, s *substratetest.Server, secret []byte) *client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -189,7 +189,7 @@ func (c *client) quiet(d time.Duration) {
 
 // marker sends a frame to childID through s after everything already queued
 // for it; the client must see it next.
-func marker(t testing.TB, s *substratetest.Substrate, childID string) {
+func marker(t testing.TB, s *substratetest.Server, childID string) {
 	t.Helper()
 	if err := s.SendRaw(childID, websocket.MessageText, []byte(`{"marker":true}`)); err != nil {
 		t.Fatal(err)
@@ -216,7 +216,7 @@ func eventually(t testing.TB, what string, cond func() bool) {
 }
 
 // hellos returns a channel that gets each hello s accepts.
-func hellos(s *substratetest.Substrate) <-chan wire.Hello {
+func hellos(s *substratetest.Server) <-chan wire.Hello {
 	ch := make(chan wire.Hello, 64)
 	s.SetOnHello(func(h wire.Hello) { ch <- h })
 	return ch

@@ -37,7 +37,7 @@ type outFrame struct {
 // handler's goroutine; a writer goroutine drains its queue in order, and a
 // heartbeat goroutine pings it when the substrate has a heartbeat.
 type conn struct {
-	s      *Substrate
+	s      *Server
 	ws     *websocket.Conn
 	raw    net.Conn
 	log    zerolog.Logger
@@ -57,7 +57,7 @@ type conn struct {
 	enclave string // the welcomed hello's enclave
 }
 
-func newConn(s *Substrate, ws *websocket.Conn, raw net.Conn) *conn {
+func newConn(s *Server, ws *websocket.Conn, raw net.Conn) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{s: s, ws: ws, raw: raw, ctx: ctx, cancel: cancel, wake: make(chan struct{}, 1)}
 	c.log = s.log

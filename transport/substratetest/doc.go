@@ -1,5 +1,5 @@
 // Package substratetest runs REPRAM substrates in-process for tests, the way
-// net/http/httptest runs HTTP servers: each [Substrate] listens on
+// net/http/httptest runs HTTP servers: each [Server] listens on
 // 127.0.0.1 on a free port and serves the real attachment wire protocol
 // (package wire) over WebSocket at ws://127.0.0.1:PORT/v1/ws, and a [Mesh]
 // stands in for the gossip overlay between them.
@@ -21,7 +21,7 @@
 //     the value as the body and an X-TTL header (seconds), is such a write.
 //   - A second hello from the same node id on another connection replaces
 //     the first registration, and closing either connection unregisters the
-//     id (see [Substrate.Children]).
+//     id (see [Server.Children]).
 //   - Heartbeats are WebSocket pings ([Config].Heartbeat, off by default);
 //     [HeartbeatMisses] unanswered pings in a row drop the connection. A
 //     frame that is the JSON literal null kills the substrate, as it crashes
@@ -36,11 +36,11 @@
 //
 // Faults ([Faults]: refuse, mute hello, delay welcomes, withhold gossip,
 // welcome naming another parent, corrupt frames, stop reading, hang) are
-// set at any time, one way: [Substrate.SetFaults] replaces them all,
-// [Substrate.UpdateFaults] changes some, [Substrate.ClearFaults] heals.
-// [Substrate.Kill] dies abruptly, [Substrate.Shutdown] leaves gracefully with
-// goodbyes, and [Substrate.Send], [Substrate.SendRaw] and
-// [Substrate.SetOnHello] serve hostile-peer tests. [Mesh.Published] and
+// set at any time, one way: [Server.SetFaults] replaces them all,
+// [Server.UpdateFaults] changes some, [Server.ClearFaults] heals.
+// [Server.Kill] dies abruptly, [Server.Shutdown] leaves gracefully with
+// goodbyes, and [Server.Send], [Server.SendRaw] and
+// [Server.SetOnHello] serve hostile-peer tests. [Mesh.Published] and
 // [Mesh.Forwarded] count what went in and what went out.
 //
 // [Config].TLS serves wss:// with a test certificate. A [Proxy] in front of

@@ -85,7 +85,7 @@ type Faults struct {
 	// heartbeat ping) and keeps every connection open. Frames built while
 	// it hangs wait in each child's queue and are written once it is
 	// cleared; a queue that fills meanwhile loses its newest frames, never
-	// the connection; [Substrate.Send] and [Substrate.SendRaw] wait until
+	// the connection; [Server.Send] and [Server.SendRaw] wait until
 	// the hang ends. Stopping the substrate ends the hang.
 	Hang bool
 }
@@ -104,28 +104,28 @@ func cloneParents(ps []wire.Parent) []wire.Parent {
 }
 
 // Faults returns the substrate's current faults.
-func (s *Substrate) Faults() Faults {
+func (s *Server) Faults() Faults {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.faults.clone()
 }
 
 // SetFaults replaces all the substrate's faults at once.
-func (s *Substrate) SetFaults(f Faults) {
+func (s *Server) SetFaults(f Faults) {
 	s.updateFaults(func(cur *Faults) { *cur = f.clone() })
 }
 
 // ClearFaults makes the substrate healthy again.
-func (s *Substrate) ClearFaults() { s.SetFaults(Faults{}) }
+func (s *Server) ClearFaults() { s.SetFaults(Faults{}) }
 
 // UpdateFaults changes some of the substrate's faults and keeps the others:
 //
 //	s.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 //
 // fn runs with the substrate locked: it must not call the substrate.
-func (s *Substrate) UpdateFaults(fn func(*Faults)) { s.updateFaults(fn) }
+func (s *Server) UpdateFaults(fn func(*Faults)) { s.updateFaults(fn) }
 
-func (s *Substrate) updateFaults(fn func(*Faults)) {
+func (s *Server) updateFaults(fn func(*Faults)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fn(&s.faults)

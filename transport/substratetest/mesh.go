@@ -22,7 +22,7 @@ const (
 	// a frame within it is dropped, as a real server's write timeout would.
 	DefaultWriteTimeout = 5 * time.Second
 	// DefaultGoodbyeGap is the gap between the two goodbyes of a
-	// [Substrate.Shutdown] with twice set, as REPRAM TS v2.1 sends them.
+	// [Server.Shutdown] with twice set, as REPRAM TS v2.1 sends them.
 	DefaultGoodbyeGap = 500 * time.Millisecond
 	// DefaultEnclave is the enclave of a substrate whose [Config] names none.
 	DefaultEnclave = "default"
@@ -89,8 +89,8 @@ type Mesh struct {
 	log zerolog.Logger
 
 	mu        sync.Mutex
-	subs      map[string]*Substrate // by id; the latest started
-	all       []*Substrate          // every substrate ever started, for Close
+	subs      map[string]*Server // by id; the latest started
+	all       []*Server          // every substrate ever started, for Close
 	closed    bool
 	seq       uint64
 	published int
@@ -114,7 +114,7 @@ func NewMesh(cfg MeshConfig) *Mesh {
 	return &Mesh{
 		cfg:       cfg,
 		log:       cfg.Logger,
-		subs:      make(map[string]*Substrate),
+		subs:      make(map[string]*Server),
 		forwarded: make(map[string]int),
 	}
 }
@@ -124,27 +124,27 @@ func (m *Mesh) Secret() []byte { return slices.Clone(m.cfg.Secret) }
 
 // Substrate returns the substrate last started with id, live or stopped, or
 // nil if there is none.
-func (m *Mesh) Substrate(id string) *Substrate {
+func (m *Mesh) Substrate(id string) *Server {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.subs[id]
 }
 
 // Substrates returns the live substrates, sorted by id.
-func (m *Mesh) Substrates() []*Substrate {
+func (m *Mesh) Substrates() []*Server {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.liveLocked()
 }
 
-func (m *Mesh) liveLocked() []*Substrate {
-	out := make([]*Substrate, 0, len(m.subs))
+func (m *Mesh) liveLocked() []*Server {
+	out := make([]*Server, 0, len(m.subs))
 	for _, s := range m.subs {
 		if s.live.Load() {
 			out = append(out, s)
 		}
 	}
-	slices.SortFunc(out, func(a, b *Substrate) int { return strings.Compare(a.cfg.ID, b.cfg.ID) })
+	slices.SortFunc(out, func(a, b *Server) int { return strings.Compare(a.cfg.ID, b.cfg.ID) })
 	return out
 }
 
@@ -253,7 +253,7 @@ func (m *Mesh) topology(self string) []wire.Message {
 // alternatives is what a REPRAM substrate names in a goodbye when the test
 // did not choose: its live peers, same enclave first, at most
 // [MaxAlternatives].
-func (m *Mesh) alternatives(self *Substrate) []wire.Parent {
+func (m *Mesh) alternatives(self *Server) []wire.Parent {
 	m.mu.Lock()
 	live := m.liveLocked()
 	m.mu.Unlock()
@@ -274,7 +274,7 @@ func (m *Mesh) alternatives(self *Substrate) []wire.Parent {
 	return out
 }
 
-// Close stops every substrate of the mesh (as [Substrate.Close]) and waits
+// Close stops every substrate of the mesh (as [Server.Close]) and waits
 // for all their goroutines. Publishing afterwards fails with [ErrMeshClosed].
 func (m *Mesh) Close() {
 	m.mu.Lock()

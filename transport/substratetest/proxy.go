@@ -28,7 +28,7 @@ const (
 // ProxyConfig configures a [Proxy].
 type ProxyConfig struct {
 	// Target is the host:port every accepted connection is forwarded to,
-	// e.g. [Substrate.Addr]. Required.
+	// e.g. [Server.Addr]. Required.
 	Target string
 	// Delay is added to every chunk of bytes in each direction: a one-way
 	// delay, so a round trip through the proxy costs 2×Delay.

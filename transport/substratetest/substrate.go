@@ -42,7 +42,7 @@ type Config struct {
 	Enclave string
 	// Delay is the mesh's propagation delay to this substrate: a published
 	// message reaches it, and so its children, after Delay. Change it later
-	// with [Substrate.SetDelay].
+	// with [Server.SetDelay].
 	Delay time.Duration
 	// Heartbeat is the WebSocket ping interval. Zero turns pings off; use
 	// [REPRAMHeartbeat] for REPRAM's 30 s. A connection that leaves
@@ -63,11 +63,11 @@ const (
 	stopped
 )
 
-// Substrate is one in-process substrate server on 127.0.0.1, serving the
+// Server is one in-process substrate server on 127.0.0.1, serving the
 // REPRAM attachment WebSocket at [Path]. Its methods are safe for concurrent
 // use. Stop it with Close, Kill or Shutdown (or [Mesh.Close]); the first of
 // them wins and the others wait for it to finish.
-type Substrate struct {
+type Server struct {
 	mesh *Mesh
 	cfg  Config
 	log  zerolog.Logger
@@ -109,7 +109,7 @@ type rawConnKey struct{}
 // Start starts a substrate in the mesh, listening on 127.0.0.1 on a free
 // port. An id whose substrate was stopped may be started again: the new
 // substrate replaces it.
-func (m *Mesh) Start(cfg Config) (*Substrate, error) {
+func (m *Mesh) Start(cfg Config) (*Server, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("substratetest: Config.ID is required")
 	}
@@ -134,7 +134,7 @@ func (m *Mesh) Start(cfg Config) (*Substrate, error) {
 	if cfg.TLS != nil {
 		ln = tls.NewListener(ln, cfg.TLS.Clone())
 	}
-	s := &Substrate{
+	s := &Server{
 		mesh:      m,
 		cfg:       cfg,
 		log:       m.log.With().Str("substrate", cfg.ID).Logger(),
@@ -179,7 +179,7 @@ func (m *Mesh) Start(cfg Config) (*Substrate, error) {
 
 // URL returns the WebSocket URL, ws://127.0.0.1:PORT/v1/ws, or wss://
 // when the substrate serves TLS.
-func (s *Substrate) URL() string {
+func (s *Server) URL() string {
 	if s.cfg.TLS != nil {
 		return "wss://" + s.Addr() + Path
 	}
@@ -187,39 +187,39 @@ func (s *Substrate) URL() string {
 }
 
 // Addr returns the listener's address, 127.0.0.1:PORT.
-func (s *Substrate) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
 // ID returns the substrate's node id.
-func (s *Substrate) ID() string { return s.cfg.ID }
+func (s *Server) ID() string { return s.cfg.ID }
 
 // Enclave returns the substrate's enclave.
-func (s *Substrate) Enclave() string { return s.cfg.Enclave }
+func (s *Server) Enclave() string { return s.cfg.Enclave }
 
 // Parent returns the substrate as a goodbye names it among
 // alternative_parents: id, address 127.0.0.1, http_port the listener's
 // port, enclave.
-func (s *Substrate) Parent() wire.Parent {
+func (s *Server) Parent() wire.Parent {
 	return wire.Parent{ID: s.cfg.ID, Address: "127.0.0.1", HTTPPort: s.port, Enclave: s.cfg.Enclave}
 }
 
 // nodeInfo is the substrate in a topology SYNC. It has no separate gossip
 // port, so port and http_port are both the listener's port.
-func (s *Substrate) nodeInfo() wire.NodeInfo {
+func (s *Server) nodeInfo() wire.NodeInfo {
 	return wire.NodeInfo{ID: s.cfg.ID, Address: "127.0.0.1", Port: s.port, HTTPPort: s.port, Enclave: s.cfg.Enclave}
 }
 
 // Delay returns the mesh's current propagation delay to the substrate.
-func (s *Substrate) Delay() time.Duration { return time.Duration(s.delay.Load()) }
+func (s *Server) Delay() time.Duration { return time.Duration(s.delay.Load()) }
 
 // SetDelay changes the propagation delay for messages published from now
 // on. Delivery stays in publication order: a message never overtakes one
 // published before it, even when the delay shrinks.
-func (s *Substrate) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
+func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
 
 // SetOnHello installs fn to be called with every hello the substrate
 // accepts (signature valid), before any fault applies; nil removes it. fn
 // runs on the connection's reader and must not block.
-func (s *Substrate) SetOnHello(fn func(wire.Hello)) {
+func (s *Server) SetOnHello(fn func(wire.Hello)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.onHello = fn
@@ -231,7 +231,7 @@ func (s *Substrate) SetOnHello(fn func(wire.Hello)) {
 // connection's registration (the first stays open but receives no more
 // gossip), and when either connection of that id closes the registration is
 // removed, so forwarding silently stops on the one still open.
-func (s *Substrate) Children() []string {
+func (s *Server) Children() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Sorted(maps.Keys(s.children))
@@ -239,7 +239,7 @@ func (s *Substrate) Children() []string {
 
 // Forwarded returns how many valid put frames this substrate wrote to
 // connections registered under childID.
-func (s *Substrate) Forwarded(childID string) int {
+func (s *Server) Forwarded(childID string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.forwarded[childID]
@@ -249,7 +249,7 @@ func (s *Substrate) Forwarded(childID string) int {
 // mesh secret) to the latest connection that sent a hello as childID, after
 // the frames already queued for it, and waits until it is written. Use it
 // to send a goodbye, an ack or any frame out of band.
-func (s *Substrate) Send(childID string, t wire.Type, payload any) error {
+func (s *Server) Send(childID string, t wire.Type, payload any) error {
 	f, err := s.mesh.encode(t, payload, CorruptNone)
 	if err != nil {
 		return err
@@ -260,11 +260,11 @@ func (s *Substrate) Send(childID string, t wire.Type, payload any) error {
 // SendRaw writes frame as it is, as a WebSocket message of type typ, to the
 // latest connection that sent a hello as childID, and waits until it is
 // written: for hostile-peer tests.
-func (s *Substrate) SendRaw(childID string, typ websocket.MessageType, frame []byte) error {
+func (s *Server) SendRaw(childID string, typ websocket.MessageType, frame []byte) error {
 	return s.sendTo(childID, outFrame{typ: typ, data: slices.Clone(frame)})
 }
 
-func (s *Substrate) sendTo(childID string, f outFrame) error {
+func (s *Server) sendTo(childID string, f outFrame) error {
 	s.mu.Lock()
 	c := s.hellod[childID]
 	s.mu.Unlock()
@@ -281,7 +281,7 @@ func (s *Substrate) sendTo(childID string, f outFrame) error {
 // body and its ttl in seconds in the X-TTL header: the write enters the
 // mesh as written on this substrate ([Mesh.PublishVia]), so it reaches the
 // other substrates' children but not this one's.
-func (s *Substrate) servePut(w http.ResponseWriter, r *http.Request) {
+func (s *Server) servePut(w http.ResponseWriter, r *http.Request) {
 	ttl := DefaultTTL
 	if h := r.Header.Get("X-TTL"); h != "" {
 		n, err := strconv.Atoi(h)
@@ -309,7 +309,7 @@ func (s *Substrate) servePut(w http.ResponseWriter, r *http.Request) {
 
 // serveWS is the /v1/ws handler: it upgrades and then runs the connection
 // until it ends.
-func (s *Substrate) serveWS(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws, err := websocket.Accept(w, r, nil)
 	if err != nil {
 		return // Accept has answered with an HTTP error
@@ -332,7 +332,7 @@ func (s *Substrate) serveWS(w http.ResponseWriter, r *http.Request) {
 // forget removes an ended connection. Like REPRAM, it unregisters the
 // connection's child id even when a later hello on another connection
 // registered that id since.
-func (s *Substrate) forget(c *conn) {
+func (s *Server) forget(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
@@ -345,7 +345,7 @@ func (s *Substrate) forget(c *conn) {
 }
 
 // deliver queues a mesh message for fan-out after the substrate's delay.
-func (s *Substrate) deliver(msg wire.Message) {
+func (s *Server) deliver(msg wire.Message) {
 	s.imu.Lock()
 	s.inbox = append(s.inbox, delivery{msg: msg, due: time.Now().Add(s.Delay())})
 	s.imu.Unlock()
@@ -359,7 +359,7 @@ func (s *Substrate) deliver(msg wire.Message) {
 // that it has not yet handed to its children's queues (waiting out the
 // delay, or being fanned out). Zero means every message published so far
 // is either queued for its children or was never meant for them.
-func (s *Substrate) Pending() int {
+func (s *Server) Pending() int {
 	s.imu.Lock()
 	defer s.imu.Unlock()
 	return len(s.inbox)
@@ -367,7 +367,7 @@ func (s *Substrate) Pending() int {
 
 // inboxLoop hands mesh messages to fanout in order, each when due, until
 // the substrate stops.
-func (s *Substrate) inboxLoop() {
+func (s *Server) inboxLoop() {
 	defer s.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -402,7 +402,7 @@ func (s *Substrate) inboxLoop() {
 
 // fanout forwards a mesh message as a put to every registered child whose
 // hello named exactly the substrate's enclave, unless NoForward is set.
-func (s *Substrate) fanout(msg wire.Message) {
+func (s *Server) fanout(msg wire.Message) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state == stopped || s.faults.NoForward {
@@ -428,7 +428,7 @@ func (s *Substrate) fanout(msg wire.Message) {
 	}
 }
 
-func (s *Substrate) countForward(childID string) {
+func (s *Server) countForward(childID string) {
 	s.mu.Lock()
 	s.forwarded[childID]++
 	s.mu.Unlock()
@@ -437,7 +437,7 @@ func (s *Substrate) countForward(childID string) {
 
 // beginStop reports whether the caller is the first to stop the substrate;
 // a later caller waits until the first has finished.
-func (s *Substrate) beginStop() bool {
+func (s *Server) beginStop() bool {
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()
@@ -454,7 +454,7 @@ func (s *Substrate) beginStop() bool {
 // every connection with status 1001 (going away) and no goodbye, and waits
 // for all its goroutines. A peer that does not finish the close handshake
 // within the mesh's WriteTimeout has its TCP connection closed.
-func (s *Substrate) Close() {
+func (s *Server) Close() {
 	if s.beginStop() {
 		s.halt(true)
 	}
@@ -463,7 +463,7 @@ func (s *Substrate) Close() {
 // Kill makes the substrate die abruptly, like a crashed process: it leaves
 // the mesh, and closes its listener and every TCP connection without a close
 // frame or goodbye. It waits for all its goroutines.
-func (s *Substrate) Kill() {
+func (s *Server) Kill() {
 	if s.beginStop() {
 		s.log.Debug().Msg("killed")
 		s.halt(false)
@@ -477,7 +477,7 @@ func (s *Substrate) Kill() {
 // mesh's GoodbyeGap; then it closes every connection with status 1001 and
 // waits for its goroutines. It keeps forwarding gossip until it closes.
 // It returns within about GoodbyeGap plus three WriteTimeouts.
-func (s *Substrate) Shutdown(alternatives []wire.Parent, twice bool) {
+func (s *Server) Shutdown(alternatives []wire.Parent, twice bool) {
 	if !s.beginStop() {
 		return
 	}
@@ -498,7 +498,7 @@ func (s *Substrate) Shutdown(alternatives []wire.Parent, twice bool) {
 }
 
 // goodbyeAll sends gb to every registered child and waits for the writes.
-func (s *Substrate) goodbyeAll(gb wire.Goodbye) {
+func (s *Server) goodbyeAll(gb wire.Goodbye) {
 	s.mu.Lock()
 	f, err := s.mesh.encode(wire.TypeGoodbye, gb, s.faults.Corrupt)
 	children := slices.Collect(maps.Values(s.children))
@@ -517,7 +517,7 @@ func (s *Substrate) goodbyeAll(gb wire.Goodbye) {
 // halt takes the substrate out of the mesh and ends every goroutine. With
 // graceful, connections get a 1001 close; without, their TCP connections
 // are just closed.
-func (s *Substrate) halt(graceful bool) {
+func (s *Server) halt(graceful bool) {
 	s.live.Store(false)
 	s.gate.set(false) // a stopping substrate reads again, so its close handshakes complete
 	s.mu.Lock()
@@ -543,7 +543,7 @@ func (s *Substrate) halt(graceful bool) {
 
 // crash emulates REPRAM TS, which crashes on a frame that is the JSON
 // literal null: the substrate dies as by Kill.
-func (s *Substrate) crash() {
+func (s *Server) crash() {
 	s.log.Error().Msg("received the JSON literal null: a REPRAM TS substrate crashes on it; killing the substrate")
 	s.mesh.wg.Go(s.Kill)
 }

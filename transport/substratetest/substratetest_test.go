@@ -35,7 +35,7 @@ func newMesh(t testing.TB, cfg substratetest.MeshConfig) *substratetest.Mesh {
 	return m
 }
 
-func start(t testing.TB, m *substratetest.Mesh, cfg substratetest.Config) *substratetest.Substrate {
+func start(t testing.TB, m *substratetest.Mesh, cfg substratetest.Config) *substratetest.Server {
 	t.Helper()
 	s, err := m.Start(cfg)
 	if err != nil {
@@ -45,7 +45,7 @@ func start(t testing.TB, m *substratetest.Mesh, cfg substratetest.Config) *subst
 }
 
 // attach dials s and completes a handshake as id in enclave.
-func attach(t testing.TB, m *substratetest.Mesh, s *substratetest.Substrate, id, enclave string) *client {
+func attach(t testing.TB, m *substratetest.Mesh, s *substratetest.Server, id, enclave string) *client {
 	t.Helper()
 	c := dial(t, s, m.Secret())
 	c.hello(id, enclave)
@@ -99,7 +99,7 @@ func TestWelcomeTopology(t *testing.T) {
 	if len(w.Topology) != 2 {
 		t.Fatalf("topology has %d entries, want 2: %+v", len(w.Topology), w.Topology)
 	}
-	for i, sub := range []*substratetest.Substrate{a, b} {
+	for i, sub := range []*substratetest.Server{a, b} {
 		msg := w.Topology[i]
 		p := sub.Parent()
 		want := wire.NodeInfo{ID: p.ID, Address: "127.0.0.1", Port: p.HTTPPort, HTTPPort: p.HTTPPort, Enclave: p.Enclave}
@@ -147,7 +147,7 @@ func TestPublishSameEnclaveOnly(t *testing.T) {
 
 // writesOnX is a mesh of substrates x and y with one child each, onX and
 // onY, for writes made directly on x.
-func writesOnX(t *testing.T) (m *substratetest.Mesh, x *substratetest.Substrate, onX, onY *client) {
+func writesOnX(t *testing.T) (m *substratetest.Mesh, x *substratetest.Server, onX, onY *client) {
 	t.Helper()
 	m = newMesh(t, substratetest.MeshConfig{Secret: secret})
 	x = start(t, m, substratetest.Config{ID: "x"})
@@ -158,7 +158,7 @@ func writesOnX(t *testing.T) (m *substratetest.Mesh, x *substratetest.Substrate,
 // expectNotForwardedToOwnChild checks REPRAM's rule that a write made on x
 // is not forwarded to x's own children: once x has fanned out everything
 // (Pending 0), a marker queued behind it is the next frame onX sees.
-func expectNotForwardedToOwnChild(t *testing.T, x *substratetest.Substrate, onX *client) {
+func expectNotForwardedToOwnChild(t *testing.T, x *substratetest.Server, onX *client) {
 	t.Helper()
 	eventually(t, "x handled the write", func() bool { return x.Pending() == 0 })
 	marker(t, x, "onX")
@@ -670,7 +670,7 @@ func TestSlowChildIsDropped(t *testing.T) {
 
 // attachDeaf completes a handshake as id and then never reads: it neither
 // takes frames nor answers WebSocket pings.
-func attachDeaf(t *testing.T, m *substratetest.Mesh, s *substratetest.Substrate, id string) *websocket.Conn {
+func attachDeaf(t *testing.T, m *substratetest.Mesh, s *substratetest.Server, id string) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := contextWithWait()
 	defer cancel()
