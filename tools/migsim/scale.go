@@ -22,7 +22,7 @@ import (
 	"github.com/repram/handover/transport/wire"
 )
 
-// scaleGCPercent is the collector's target for -nodes runs (see runScale).
+// scaleGCPercent is the collector's target for scale runs, virtual or -sockets (see runScale).
 const scaleGCPercent = 400
 
 // ScaleConfig configures a mass migration.
@@ -339,7 +339,7 @@ func runScale(ctx context.Context, f flags, out io.Writer) error {
 		gc = fmt.Sprintf("GC percent %d (set GOGC to override)", scaleGCPercent)
 	}
 	if !f.json {
-		fmt.Fprintf(out, "migsim -nodes %d: %d transient nodes attach to substrate \"leaving\" (mesh of 3 substrates on loopback),\n"+
+		fmt.Fprintf(out, "migsim scale -sockets -nodes %d: %d transient nodes attach to substrate \"leaving\" (mesh of 3 substrates on loopback),\n"+
 			"a publisher sends %.0f msg/s into the mesh, then \"leaving\" shuts down: goodbye twice (%v apart) to all its children,\n"+
 			"naming stay-a and stay-b as alternatives. Every node must rehome make-before-break without losing a message.\n"+
 			"Both ends of every link run in this process: %s.\n\n",
