@@ -29,6 +29,7 @@ func steps(entries []Entry) []string {
 // virtual link's round trip is the scenario's latency, loopback's is not),
 // so the comparison leaves them out.
 func TestBackendsAgree(t *testing.T) {
+	t.Parallel()
 	sc, err := LoadScenario("short")
 	if err != nil {
 		t.Fatal(err)

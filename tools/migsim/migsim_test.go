@@ -21,14 +21,20 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestShortScenarioCompare runs the short scenario through ours and both
 // baselines (at once, as -compare does) and asserts the headline result.
+// TestShortScenarioCompare compares ours with the baselines on the short
+// scenario in virtual time (deterministic and quick); TestBackendsAgree
+// holds the virtual back-end to what real sockets do on the same scenario.
 func TestShortScenarioCompare(t *testing.T) {
+	t.Parallel()
 	sc, err := LoadScenario("short")
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Compare(context.Background(), sc)
-	if err != nil {
-		t.Fatal(err)
+	res := make([]*Result, len(comparisons))
+	for i, opt := range comparisons {
+		if res[i], err = RunVirtual(sc, opt); err != nil {
+			t.Fatalf("%s: %v", opt.Label(), err)
+		}
 	}
 	ours, bbm, naive := res[0].Summary, res[1].Summary, res[2].Summary
 	var out bytes.Buffer
@@ -212,6 +218,7 @@ func TestScaleMassMigration(t *testing.T) {
 // behind or get a message twice. (Loss is possible here by design: a node
 // welcomed after the close misses what was published in between.)
 func TestScaleLeavingClosesMidOverlap(t *testing.T) {
+	t.Parallel()
 	res, err := Scale(context.Background(), ScaleConfig{Nodes: 10, PublishRate: 50, GoodbyeGap: 100 * time.Millisecond, Settle: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -222,6 +229,7 @@ func TestScaleLeavingClosesMidOverlap(t *testing.T) {
 }
 
 func TestLiveAgainstSubstratetest(t *testing.T) {
+	t.Parallel()
 	secret := []byte("live-secret")
 	mesh := substratetest.NewMesh(substratetest.MeshConfig{Secret: secret})
 	defer mesh.Close()
