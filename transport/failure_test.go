@@ -94,7 +94,7 @@ func TestFailedMigrationKeepsOld(t *testing.T) {
 func TestNewLinkDiesDuringOverlap(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
-	cfg.Tuning.OverlapFloor, cfg.Tuning.OverlapGrace = time.Second, time.Second
+	cfg.Tuning.OverlapFloor, cfg.Tuning.OverlapGrace, cfg.Tuning.OverlapMax = time.Second, time.Second, 4*time.Second
 	h, _, b, stop := setup(t, cfg)
 	h.tryMigrate(b)
 	h.waitState(fsm.Overlapping)
@@ -113,7 +113,7 @@ func TestCandidateThatNeverForwardsIsCancelled(t *testing.T) {
 func TestOldDiesDuringOverlapAccelerates(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
-	cfg.Tuning.OverlapFloor, cfg.Tuning.OverlapGrace = time.Second, time.Second
+	cfg.Tuning.OverlapFloor, cfg.Tuning.OverlapGrace, cfg.Tuning.OverlapMax = time.Second, time.Second, 4*time.Second
 	h, a, b, stop := setup(t, cfg)
 	h.tryMigrate(b)
 	h.waitState(fsm.Overlapping)

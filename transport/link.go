@@ -39,6 +39,7 @@ type link struct {
 
 	conn    atomic.Pointer[websocket.Conn] // set once dialled; used by Send
 	starved atomic.Bool                    // the reader waits for a delivery credit
+	parks   atomic.Uint64                  // how many times the reader has waited for one
 	hello   chan struct{}                  // closed by sendHello
 	pings   chan time.Duration             // ping requests, with their timeout
 }
@@ -151,6 +152,7 @@ func (l *link) pinger(env linkEnv, conn *websocket.Conn, readerDone <-chan struc
 		// library drop the connection before the close handshake. A stop
 		// ends a ping in flight by closing the connection.
 		ctx, cancel := context.WithTimeout(l.root, timeout)
+		parks := l.parks.Load()
 		start := time.Now()
 		err := conn.Ping(ctx)
 		rtt := time.Since(start)
@@ -158,9 +160,11 @@ func (l *link) pinger(env linkEnv, conn *websocket.Conn, readerDone <-chan struc
 		if l.ctx.Err() != nil {
 			return
 		}
-		// A reader parked on back-pressure cannot read the pong: an
-		// unanswered ping then proves nothing.
-		if !env.post(engine.PingDone{Link: l.id, RTT: rtt, Err: err, Starved: err != nil && l.starved.Load()}) {
+		// A reader parked on back-pressure, now or at any time during the
+		// ping, cannot have read the pong: an unanswered ping then proves
+		// nothing.
+		starved := err != nil && (l.starved.Load() || l.parks.Load() != parks)
+		if !env.post(engine.PingDone{Link: l.id, RTT: rtt, Err: err, Starved: starved}) {
 			return
 		}
 	}
@@ -220,6 +224,7 @@ func (l *link) takeCredit(credits chan<- struct{}) bool {
 		return true
 	default:
 	}
+	l.parks.Add(1)
 	l.starved.Store(true)
 	defer l.starved.Store(false)
 	select {

@@ -168,8 +168,10 @@ func (c Config) WithDefaults() (Config, error) {
 	switch {
 	case c.OverlapGrace < c.OverlapFloor:
 		return c, fmt.Errorf("engine: OverlapGrace %v is below OverlapFloor %v: the skew-derived margin lies between them", c.OverlapGrace, c.OverlapFloor)
-	case c.OverlapMax <= c.OverlapGrace:
-		return c, fmt.Errorf("engine: OverlapMax %v must exceed OverlapGrace %v", c.OverlapMax, c.OverlapGrace)
+	case c.OverlapMax <= 3*c.OverlapGrace:
+		// Before any skew is measured the margin is OverlapGrace, and a
+		// streaming old link needs three margins past the welcome.
+		return c, fmt.Errorf("engine: OverlapMax %v must exceed three times OverlapGrace %v: no first overlap could finish", c.OverlapMax, c.OverlapGrace)
 	case c.SuspectMax < c.SuspectMin:
 		return c, fmt.Errorf("engine: SuspectMax %v is below SuspectMin %v", c.SuspectMax, c.SuspectMin)
 	case c.RaceWidth < 1 || c.MissedHeartbeats < 1:

@@ -53,7 +53,10 @@
 // by message id. The old link is closed when the new one has caught up: it
 // answered a ping, and every message the old link delivered past the
 // exempt tail (what was published before the new substrate knew this node)
-// and older than the margin has also come on the new link. The margin is
+// and older than the margin has also come on the new link, except, once
+// the new link has delivered a message the old one did, messages from
+// origins it never delivers (REPRAM does not forward a substrate's own
+// writes to its children; a partial mesh may never bring some publishers). The margin is
 // twice a high percentile of the propagation skew measured on ids seen on
 // both links, plus OverlapFloor, within [OverlapFloor, OverlapGrace]. A new
 // link that never catches up is dropped at OverlapMax and the old kept.

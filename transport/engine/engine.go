@@ -111,7 +111,9 @@ func New(cfg Config) (*Engine, error) {
 // taken as the latest seen. Every Step also acts on the deadlines that have
 // passed, so stepping with [Tick] at [Engine.NextDeadline] is all the shell
 // must do about time. The error is non-nil only for a refused command
-// ([ErrNotDetached], [ErrClosed]); the effects are then empty.
+// ([ErrNotDetached], [ErrNotDialable], [ErrClosed]); the effects are then
+// empty, but an Attach refused because the node is not detached still
+// learns its substrate for later moves.
 func (e *Engine) Step(now time.Time, in Input) ([]Effect, error) {
 	e.out = e.out[:0]
 	if now.After(e.now) {
@@ -572,15 +574,16 @@ func (e *Engine) deadlines() {
 	}
 	if o := e.ov; o != nil {
 		margin := e.margin()
-		if o.oldSeen && o.common.IsZero() {
-			// The old link streams but nothing came on both links: this
-			// pair's skew is unmeasured, and the margin measured on
-			// earlier overlaps may be far shorter than how long the old
-			// link lags the new one (its substrate fell behind the mesh,
-			// or this pair is further apart). What it still carries from
-			// before the new substrate registered this node is exempt,
-			// not behind, and may still be in flight: the margin is its
-			// upper bound until a message is seen on both.
+		if o.common.IsZero() {
+			// Nothing came on both links: this pair's skew is unmeasured,
+			// and the margin measured on earlier overlaps may be far
+			// shorter than how long the old link lags the new one (its
+			// substrate fell behind the mesh, or this pair is further
+			// apart). What the old link still carries from before the new
+			// substrate registered this node is exempt, not behind, and may
+			// still be in flight, even when the old link has been idle so
+			// far: the margin is its upper bound until a message is seen
+			// on both.
 			margin = e.cfg.OverlapGrace
 		}
 		switch {
@@ -595,7 +598,9 @@ func (e *Engine) deadlines() {
 			case !readyAt.IsZero():
 				e.ovCheck = readyAt
 			default:
-				e.ovCheck = e.now.Add(e.cfg.OverlapFloor / 5)
+				// Only an arrival or a pong can change the answer, and
+				// both ask for a new check.
+				e.ovCheck = o.welcomeAt.Add(e.cfg.OverlapMax)
 			}
 		}
 	}

@@ -98,6 +98,9 @@ func (e *Engine) nextAlternative(pop bool) *Substrate {
 func (e *Engine) act(a fsm.Action, subject *link) {
 	switch a {
 	case fsm.DialCandidate:
+		// A policy migration: nothing left of an earlier forced move may
+		// turn its failure into a race.
+		e.queue, e.moving, e.raceAt = nil, false, timeZero
 		e.dial(e.target)
 	case fsm.DialAlternative:
 		if s := e.nextAlternative(true); s != nil {

@@ -202,7 +202,8 @@ func Rules() []Rule {
 		{"overlap_margin",
 			"ids seen on both links during an overlap",
 			"their arrival differences are folded into a skew estimate (smoothed mean and deviation, kept across overlaps); " +
-				"the margin is 2·(mean + 4·deviation) + OverlapFloor within [OverlapFloor, OverlapGrace], OverlapGrace before any sample",
+				"the margin is 2·(mean + 4·deviation) + OverlapFloor within [OverlapFloor, OverlapGrace], and OverlapGrace until an id " +
+				"of the overlap has come on both links",
 			"TestRuleOverlapMargin"},
 		{"overlap_max",
 			"OverlapMax has passed since the welcome and the new link has not caught up",
