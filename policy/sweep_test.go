@@ -3,6 +3,7 @@ package policy
 import (
 	"flag"
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -10,20 +11,24 @@ import (
 // than the tests use:
 //
 //	go test ./policy -run TestNoiseSweep -noise-sweep -v
-var noiseSweep = flag.Bool("noise-sweep", false, "replay 30 seeds of every noise class and print the summary")
+//	go test ./policy -run TestNoiseSweep -noise-sweep -noise-seeds 100 -v
+var (
+	noiseSweep      = flag.Bool("noise-sweep", false, "replay many seeds of every noise class and print the summary")
+	noiseSweepSeeds = flag.Int("noise-seeds", 30, "seeds per noise class for -noise-sweep")
+)
 
 func TestNoiseSweep(t *testing.T) {
 	if !*noiseSweep {
 		t.Skip("run with -noise-sweep")
 	}
-	const seeds = 30
-	t.Logf("%-12s %-22s %-26s %-26s %-8s", "class", "equal means: migrations", "step to 50%: reaction",
-		"step to 70%: reaction", "75%: runs")
-	t.Logf("%-12s %-22s %-26s %-26s %-8s", "", "filtered/raw/naive", "min..max (never)", "min..max (never)", "migrating")
+	seeds := uint64(*noiseSweepSeeds)
+	t.Logf("%d seeds of %d cycles per class; reactions in cycles: min/p50/max (runs that never migrated)", seeds, noiseCycles)
+	t.Logf("%-12s %-20s %-20s %-20s %-6s %-5s %-10s", "class", "equal: filt/raw/naive",
+		"step to 50%", "step to 70%", "75%", "home", "lure 1st/2nd")
 	for _, c := range noiseClasses {
 		var eq [3]int
 		var react [2][]int
-		mig75 := 0
+		mig75, home, lure1, lure2 := 0, 0, 0, 0
 		for seed := uint64(1); seed <= seeds; seed++ {
 			tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed}.trace()
 			for i, r := range []Report{replay(t, tr, Config{}, Hysteresis),
@@ -38,27 +43,31 @@ func TestNoiseSweep(t *testing.T) {
 					mig75++
 				}
 			}
+			r := replay(t, noiseTrace{class: c, cycles: noiseCycles, seed: seed, stepAt: 500, home: true}.trace(), Config{}, Hysteresis)
+			home = max(home, r.ReactionCycles[0])
+			if c.name != "loopback" {
+				first, second := halves(replay(t, noiseTrace{class: c, cycles: noiseCycles, seed: seed, frac: 0.5, lure: 4}.trace(), Config{}, Hysteresis))
+				lure1, lure2 = lure1+first, lure2+second
+			}
 		}
-		t.Logf("%-12s %-22s %-26s %-26s %d/%d", c.name, fmt.Sprintf("%d/%d/%d", eq[0], eq[1], eq[2]),
-			span(react[0]), span(react[1]), mig75, seeds)
+		t.Logf("%-12s %-20s %-20s %-20s %-6s %-5d %d/%d", c.name, fmt.Sprintf("%d/%d/%d", eq[0], eq[1], eq[2]),
+			span(react[0]), span(react[1]), fmt.Sprintf("%d/%d", mig75, seeds), home, lure1, lure2)
 	}
 }
 
-// span summarises reaction cycles as "min..max (never n)".
+// span summarises reaction cycles as "min/p50/max (never n)"; the median is
+// over the runs that migrated.
 func span(rs []int) string {
-	lo, hi, never := 0, 0, 0
+	var took []int
 	for _, r := range rs {
-		if r < 0 {
-			never++
-			continue
+		if r >= 0 {
+			took = append(took, r)
 		}
-		if lo == 0 || r < lo {
-			lo = r
-		}
-		hi = max(hi, r)
 	}
-	if lo == 0 {
-		return fmt.Sprintf("- (never %d)", never)
+	never := len(rs) - len(took)
+	if len(took) == 0 {
+		return fmt.Sprintf("- (%d)", never)
 	}
-	return fmt.Sprintf("%d..%d (never %d)", lo, hi, never)
+	slices.Sort(took)
+	return fmt.Sprintf("%d/%d/%d (%d)", took[0], took[len(took)/2], took[len(took)-1], never)
 }
