@@ -49,14 +49,17 @@ type Config struct {
 	// (the default) or [FilterNone] (this cycle's raw samples). The fields
 	// below apply to FilterRobust; docs/policy-filter.md explains the choice.
 	Filter Filter
-	// FilterK is the 3GPP layer-3 filter coefficient k: each sample moves a
-	// substrate's filtered log latency by a = 1/2^(k/4) of its distance
-	// (k = 4: a = 1/2, the 3GPP default). Larger k is smoother and slower.
-	// Default 4; at most 19 (3GPP's largest).
+	// FilterK sets the least gain of a substrate's filtered log latency,
+	// a = 1/2^(k/4) as in the 3GPP layer-3 filter: the level is a running
+	// mean of the samples since its last detected change until it has 1/a
+	// of them, then moves by a of each sample's distance. Larger k
+	// accumulates more evidence; a quiet path stops earlier, once the
+	// level's standard error is under 0.5% (docs/policy-filter.md).
+	// Default 32 (a = 1/256); at most 40. k = 4 (a = 1/2) is 3GPP's default.
 	FilterK int
 	// NoiseMargin is how many standard errors of the two filtered latencies
 	// a candidate must beat the Improvement bar by, so that noise alone does
-	// not qualify it. Default 3.5.
+	// not qualify it. Default 4.
 	NoiseMargin float64
 	// MinDifference is the least a filtered candidate must be faster than
 	// the filtered current attachment, whatever the ratio: microsecond
@@ -71,7 +74,7 @@ type Config struct {
 // Default returns the seed's thresholds: 25% improvement, a streak of 2
 // cycles, 1 cooldown cycle, backoff 2 cycles doubling up to 32, ping-pong
 // window 8 cycles, damped streak up to 8, relaxed after 30 stable cycles;
-// compared on robust filtered latencies (k = 4, a noise margin of 3.5
+// compared on robust filtered latencies (k = 32, a noise margin of 4
 // standard errors, at least 1ms faster, forgotten after 3 missed cycles).
 func Default() Config {
 	return Config{
@@ -84,8 +87,8 @@ func Default() Config {
 		PingPongMaxStreak:   8,
 		PingPongRelaxCycles: 30,
 		Filter:              FilterRobust,
-		FilterK:             4,
-		NoiseMargin:         3.5,
+		FilterK:             32,
+		NoiseMargin:         4,
 		MinDifference:       time.Millisecond,
 		MaxMissedCycles:     3,
 	}
@@ -158,8 +161,8 @@ func (c Config) Validate() error {
 				ErrInvalidConfig, c.Filter, FilterRobust, FilterNone)
 		}
 	}
-	if c.FilterK > 19 {
-		return fmt.Errorf("%w: FilterK is %d: it must be in 1..19 (a = 1/2^(k/4)); 0 selects the default 4",
+	if c.FilterK > 40 {
+		return fmt.Errorf("%w: FilterK is %d: it must be in 1..40 (a = 1/2^(k/4)); 0 selects the default 32",
 			ErrInvalidConfig, c.FilterK)
 	}
 	if math.IsNaN(c.NoiseMargin) || math.IsInf(c.NoiseMargin, 0) || c.NoiseMargin < 0 {

@@ -407,9 +407,9 @@ func TestConfig(t *testing.T) {
 	if d.Improvement != 0.25 || d.Streak != 2 || d.CooldownCycles != 1 {
 		t.Fatalf("Default() = %+v: want the seed's 25%%, 2 cycles, 1 cooldown cycle", d)
 	}
-	if d.Filter != FilterRobust || d.FilterK != 4 || d.NoiseMargin != 3.5 || d.MinDifference != time.Millisecond ||
+	if d.Filter != FilterRobust || d.FilterK != 32 || d.NoiseMargin != 4 || d.MinDifference != time.Millisecond ||
 		d.MaxMissedCycles != 3 {
-		t.Fatalf("Default() = %+v: want the robust filter, k 4, margin 3.5, 1ms, 3 missed cycles", d)
+		t.Fatalf("Default() = %+v: want the robust filter, k 32, margin 4, 1ms, 3 missed cycles", d)
 	}
 	if g := (Config{Streak: 5}).WithDefaults(); g.Streak != 5 || g.Improvement != 0.25 {
 		t.Fatalf("WithDefaults overwrote a set field or missed a zero one: %+v", g)
@@ -438,11 +438,11 @@ func TestConfig(t *testing.T) {
 		{"damping cap below streak", Config{Streak: 4, PingPongMaxStreak: 3}, "PingPongMaxStreak"},
 		{"negative relax", Config{PingPongRelaxCycles: -1}, "PingPongRelaxCycles"},
 		{"raw samples", Config{Filter: FilterNone}, ""},
-		{"filter tuned", Config{Filter: FilterRobust, FilterK: 19, NoiseMargin: 0.5, MinDifference: time.Microsecond,
+		{"filter tuned", Config{Filter: FilterRobust, FilterK: 40, NoiseMargin: 0.5, MinDifference: time.Microsecond,
 			MaxMissedCycles: 1}, ""},
 		{"unknown filter", Config{Filter: "kalman"}, "Filter"},
 		{"negative filter k", Config{FilterK: -1}, "FilterK"},
-		{"filter k above 3GPP's 19", Config{FilterK: 20}, "FilterK"},
+		{"filter k above 40", Config{FilterK: 41}, "FilterK"},
 		{"negative noise margin", Config{NoiseMargin: -1}, "NoiseMargin"},
 		{"NaN noise margin", Config{NoiseMargin: nan()}, "NoiseMargin"},
 		{"negative min difference", Config{MinDifference: -time.Millisecond}, "MinDifference"},
