@@ -59,7 +59,7 @@ type Config struct {
 	FilterK int
 	// NoiseMargin is how many standard errors of the two filtered latencies
 	// a candidate must beat the Improvement bar by, so that noise alone does
-	// not qualify it. Default 4.
+	// not qualify it. Default 3.6.
 	NoiseMargin float64
 	// MinDifference is the least a filtered candidate must be faster than
 	// the filtered current attachment, whatever the ratio: microsecond
@@ -74,7 +74,7 @@ type Config struct {
 // Default returns the seed's thresholds: 25% improvement, a streak of 2
 // cycles, 1 cooldown cycle, backoff 2 cycles doubling up to 32, ping-pong
 // window 8 cycles, damped streak up to 8, relaxed after 30 stable cycles;
-// compared on robust filtered latencies (k = 32, a noise margin of 4
+// compared on robust filtered latencies (k = 32, a noise margin of 3.6
 // standard errors, at least 1ms faster, forgotten after 3 missed cycles).
 func Default() Config {
 	return Config{
@@ -88,7 +88,7 @@ func Default() Config {
 		PingPongRelaxCycles: 30,
 		Filter:              FilterRobust,
 		FilterK:             32,
-		NoiseMargin:         4,
+		NoiseMargin:         3.6,
 		MinDifference:       time.Millisecond,
 		MaxMissedCycles:     3,
 	}

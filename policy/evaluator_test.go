@@ -407,9 +407,9 @@ func TestConfig(t *testing.T) {
 	if d.Improvement != 0.25 || d.Streak != 2 || d.CooldownCycles != 1 {
 		t.Fatalf("Default() = %+v: want the seed's 25%%, 2 cycles, 1 cooldown cycle", d)
 	}
-	if d.Filter != FilterRobust || d.FilterK != 32 || d.NoiseMargin != 4 || d.MinDifference != time.Millisecond ||
+	if d.Filter != FilterRobust || d.FilterK != 32 || d.NoiseMargin != 3.6 || d.MinDifference != time.Millisecond ||
 		d.MaxMissedCycles != 3 {
-		t.Fatalf("Default() = %+v: want the robust filter, k 32, margin 4, 1ms, 3 missed cycles", d)
+		t.Fatalf("Default() = %+v: want the robust filter, k 32, margin 3.6, 1ms, 3 missed cycles", d)
 	}
 	if g := (Config{Streak: 5}).WithDefaults(); g.Streak != 5 || g.Improvement != 0.25 {
 		t.Fatalf("WithDefaults overwrote a set field or missed a zero one: %+v", g)

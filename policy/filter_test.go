@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -221,6 +223,71 @@ func TestFilterRanksByFilteredLatency(t *testing.T) {
 		d := e.Evaluate(obs(in("s1", jittered(ms(200), i)), in("s2", s2), in("s3", s3)))
 		if i >= 10 && (d.Event != fsm.CandidateBetter || d.Candidate.ID != "s2") {
 			t.Fatalf("cycle %d (s2 %v, s3 %v): %s %s, want s2 named (%s)", i+1, s2, s3, d.Event, d.Candidate.ID, d.Reason)
+		}
+	}
+}
+
+// lognormalFeed feeds e n cycles of s1 alone at base × e^(σ·N(0,1)) and
+// returns the estimate after them.
+func lognormalFeed(t *testing.T, e *Evaluator, r *rand.Rand, base, sigma float64, n int) Estimate {
+	t.Helper()
+	for range n {
+		e.Evaluate(obs(in("s1", ms(base*math.Exp(sigma*r.NormFloat64())))))
+	}
+	est, ok := e.Estimate("s1")
+	if !ok {
+		t.Fatal("no estimate of s1")
+	}
+	return est
+}
+
+// While a substrate stays at one level the estimate accumulates evidence:
+// its standard error falls like 1/√n, and it is honest (the estimate is
+// within 2 standard errors of the truth about 95% of the time).
+func TestFilterAccumulatesEvidence(t *testing.T) {
+	const sigma, runs = 0.3, 200
+	for _, n := range []int{20, 200} {
+		outside, restarted := 0, 0
+		var noise float64
+		for seed := range uint64(runs) {
+			e := newDefault(t)
+			est := lognormalFeed(t, e, rand.New(rand.NewPCG(seed, 7)), 40, sigma, n)
+			if est.Samples < n/2 {
+				restarted++ // a false change detection: fewer samples, still honest
+			}
+			se := float64(est.Noise) / float64(est.Latency) // in log terms
+			noise += se / runs
+			if z := math.Log(float64(est.Latency)/float64(ms(40))) / se; math.Abs(z) > 2 {
+				outside++
+			}
+		}
+		// Honest: about 5% outside 2 standard errors (binomial 200: 2..9%).
+		if outside < 4 || outside > 18 {
+			t.Errorf("after %d samples: %d of %d estimates more than 2 standard errors off, want about 10", n, outside, runs)
+		}
+		// Accumulating: the standard error is about σ/√n.
+		if want := sigma / math.Sqrt(float64(n)); noise < 0.8*want || noise > 1.3*want {
+			t.Errorf("after %d samples: mean standard error %.4f, want about σ/√n = %.4f", n, noise, want)
+		}
+		if restarted > runs/10 {
+			t.Errorf("after %d samples: %d of %d estimates restarted on stationary noise", n, restarted, runs)
+		}
+		t.Logf("n %d: %d/%d outside 2 SE, mean SE %.4f (σ/√n %.4f), %d restarted", n, outside, runs, noise,
+			sigma/math.Sqrt(float64(n)), restarted)
+	}
+}
+
+// A real change restarts the level: after 300 samples at 40ms, the level
+// drops to 20ms (σ 0.3, 2.3 deviations of one sample) and the estimate
+// follows within a few cycles instead of averaging the two levels.
+func TestFilterFollowsAChange(t *testing.T) {
+	for seed := range uint64(20) {
+		r := rand.New(rand.NewPCG(seed, 9))
+		e := newDefault(t)
+		lognormalFeed(t, e, r, 40, 0.3, 300)
+		est := lognormalFeed(t, e, r, 20, 0.3, 20)
+		if est.Samples > 20 || est.Latency < ms(16) || est.Latency > ms(25) {
+			t.Errorf("seed %d: 20 samples after a drop from 40ms to 20ms: %+v; want about 20ms from the samples since", seed, est)
 		}
 	}
 }

@@ -18,12 +18,13 @@ func heavy(c noiseClass) bool { return strings.HasPrefix(c.name, "lognormal") }
 
 // heavyBounds is what the filter achieves in heavy noise, with a margin:
 // the step to 50% is taken within within50 cycles (the largest reaction over
-// 300 seeds was 26, 40 and 68 cycles), and the step to 70% in at least
-// took70 of the 8 seeds (98%, 59% and 27% of 300 seeds took it).
+// 300 seeds was 24, 45 and 68 cycles), and the step to 70% in at least
+// took70 of the 8 seeds (98%, 62% and 30% of 300 seeds took it; seeds 1–8:
+// 8, 5 and 3).
 // docs/policy-filter.md has the sweep.
 var heavyBounds = map[string]struct{ within50, took70 int }{
 	"lognormal20": {30, 8},
-	"lognormal30": {50, 3},
+	"lognormal30": {55, 3},
 	"lognormal40": {80, 1},
 }
 
