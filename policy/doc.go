@@ -14,9 +14,11 @@
 // the defaults are the seed's, applied to filtered latencies.
 //
 //   - Filter. Each cycle's samples first update a per-substrate filter
-//     ([FilterRobust], the default: a 3GPP layer-3 filter on log latencies
-//     with an RFC 6298 style deviation and outlier handling); the rules
-//     compare filtered latencies. [FilterNone] compares raw samples, as the
+//     ([FilterRobust], the default: on log latencies, a running mean since
+//     the last change a CUSUM detector found, becoming a 3GPP layer-3 filter
+//     after 1/a samples, with an RFC 6298 style deviation, an honest
+//     standard error and outlier handling); the rules compare filtered
+//     latencies. [FilterNone] compares raw samples, as the
 //     seed did; the naive baseline always does. docs/policy-filter.md
 //     explains the filter, its defaults and its limits.
 //   - Qualifying. A candidate in the node's enclave beats a current

@@ -291,3 +291,47 @@ func TestFilterFollowsAChange(t *testing.T) {
 		}
 	}
 }
+
+// A level that is restarting (a detected change, a change of attachment)
+// has no value yet: no latency verdict rests on the one it had.
+func TestFilterRestartingLevelDecidesNothing(t *testing.T) {
+	e := newDefault(t)
+	for i := range 20 {
+		e.Evaluate(obs(in("s1", jittered(ms(100), i)), in("s2", jittered(ms(100), i))))
+	}
+	cur, cand := in("s1", ms(100)), in("s2", ms(50))
+	for range 3 {
+		e.Evaluate(obs(cur, cand)) // s2 dropped to 50ms: believed at once
+	}
+	if !e.qualifiesFiltered(node, cur, cand) {
+		t.Fatal("s2 at half does not qualify")
+	}
+	e.restart("s1")
+	if e.qualifiesFiltered(node, cur, cand) {
+		t.Fatal("s2 qualifies against the level s1 had before it restarted")
+	}
+	e.restart("s1")
+	e.Evaluate(obs(cur, cand)) // one new sample of each
+	if !e.qualifiesFiltered(node, cur, cand) {
+		t.Fatal("s2 does not qualify once s1 has a new sample")
+	}
+}
+
+// A level resting on a few samples believes a fast one: its first sample
+// may have been a stall (here 1.7ms on a noisy 150µs loopback path, right
+// after a restart), and a level stuck there would make every candidate look
+// fast. On an established level such a sample (between 3 and 6 deviations
+// faster) is left to the change detector.
+func TestFilterYoungLevelBelievesAFastSample(t *testing.T) {
+	us := func(n int) time.Duration { return time.Duration(n) * time.Microsecond }
+	e := newDefault(t)
+	for i := range 40 {
+		e.Evaluate(obs(in("s1", us(150+60*(i%2*2-1))))) // ±40%
+	}
+	e.restart("s1")
+	e.Evaluate(obs(in("s1", us(1700))))
+	e.Evaluate(obs(in("s1", us(150))))
+	if est, _ := e.Estimate("s1"); est.Latency > us(200) {
+		t.Fatalf("after a 1.7ms stall and a 150µs sample the level is %v, want about 150µs", est.Latency)
+	}
+}
