@@ -70,7 +70,7 @@ const (
 	// cusumLimit restarts the level with the next sample. Reference 0.5
 	// is the textbook choice for shifts of one standard deviation or more;
 	// limit 6.5 (measured against 5 and 8) makes a false restart rare and
-	// still detects a 50% step at σ 0.4 within about 6 samples.
+	// still detects a 50% step at σ 0.4 within about 5 samples.
 	cusumRef   = 0.5
 	cusumLimit = 6.5
 	cusumClip  = outlierDevs
