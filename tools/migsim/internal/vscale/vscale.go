@@ -19,6 +19,7 @@ import (
 
 	"github.com/repram/handover/fsm"
 	"github.com/repram/handover/policy"
+	"github.com/repram/handover/tools/migsim/internal/timeline"
 	"github.com/repram/handover/transport/engine"
 	"github.com/repram/handover/transport/simnet"
 )
@@ -216,7 +217,7 @@ func Run(c Config) (Result, error) {
 	onTransition := func(id simnet.NodeID, tr engine.Transition) {
 		t := &tracks[id]
 		st := tr.Step
-		if slices.Contains(switchStarts, st.Path) && t.cause == "" {
+		if slices.Contains(timeline.SwitchStarts, st.Path) && t.cause == "" {
 			t.cause = st.Path
 		}
 		if st.Path == fsm.PathCancel || st.Path == fsm.PathDetach {
@@ -372,15 +373,11 @@ func Run(c Config) (Result, error) {
 // migration left in cycle last, within window cycles (inclusive: the
 // policy package's and migsim run's definition).
 func isPingPong(lastFrom, to int32, last, cyc, window int64) bool {
-	return lastFrom >= 0 && lastFrom == to && cyc-last <= window
+	return lastFrom >= 0 && lastFrom == to && timeline.InPingPongWindow(last, cyc, window)
 }
 
 // epoch is virtual time zero as the engines see it.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// switchStarts are the paths on which a node sets out to change its
-// primary (as in migsim's run).
-var switchStarts = []fsm.Path{fsm.PathMigrate, fsm.PathForced, fsm.PathSuspect, fsm.PathReattach}
 
 // liveLoad is the children of every live, visible substrate.
 func liveLoad(r simnet.Report) []int {

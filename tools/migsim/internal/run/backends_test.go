@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"context"
@@ -8,13 +8,15 @@ import (
 	"testing"
 
 	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/tools/migsim/internal/scenario"
+	"github.com/repram/handover/tools/migsim/internal/timeline"
 )
 
 // steps is the timeline's transitions as (event, path, to) lines.
-func steps(entries []Entry) []string {
+func steps(entries []timeline.Entry) []string {
 	var out []string
 	for _, e := range entries {
-		if e.Kind == KindTransition {
+		if e.Kind == timeline.KindTransition {
 			out = append(out, fmt.Sprintf("%s %s → %s (primary %s)", e.Step.Event, e.Step.Path, e.Step.To, e.Primary))
 		}
 	}
@@ -30,15 +32,15 @@ func steps(entries []Entry) []string {
 // so the comparison leaves them out.
 func TestBackendsAgree(t *testing.T) {
 	t.Parallel()
-	sc, err := LoadScenario("short")
+	sc, err := scenario.LoadScenario("short")
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := RunVirtual(sc, Options{})
+	v, err := Virtual(sc, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Run(context.Background(), sc, Options{})
+	r, err := Sockets(context.Background(), sc, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +56,7 @@ func TestBackendsAgree(t *testing.T) {
 	}
 	var paths []fsm.Path
 	for _, e := range v.Entries {
-		if e.Kind == KindTransition && !slices.Contains(paths, e.Step.Path) {
+		if e.Kind == timeline.KindTransition && !slices.Contains(paths, e.Step.Path) {
 			paths = append(paths, e.Step.Path)
 		}
 	}
