@@ -180,7 +180,17 @@ type Result struct {
 	Rehome     []time.Duration `json:"-"`
 	LoadBefore []int           `json:"-"`
 	LoadAfter  []int           `json:"-"`
+	// MigrationsOver[k] counts the policy migrations (those Migrations
+	// counts) completed in [k×Bucket, (k+1)×Bucket) of virtual time, and
+	// MovesOver[k] the forced changes of primary (a goodbye, a suspicion,
+	// a death) in it, for the migrations-over-time plot.
+	Bucket         time.Duration `json:"-"`
+	MigrationsOver []int         `json:"-"`
+	MovesOver      []int         `json:"-"`
 }
+
+// Bucket is the width of Result's time buckets.
+const Bucket = 250 * time.Millisecond
 
 // Failed reports whether a message was lost or delivered twice.
 func (r Result) Failed() bool { return r.Lost != 0 || r.Duplicates != 0 }
@@ -211,7 +221,8 @@ func Run(c Config) (Result, error) {
 		tracks[i] = nodeTrack{prim: -1, lastFrom: -1}
 	}
 	window := int64(c.Policy.WithDefaults().PingPongWindow)
-	var res Result
+	buckets := int((c.Duration + Bucket - 1) / Bucket)
+	res := Result{Bucket: Bucket, MigrationsOver: make([]int, buckets), MovesOver: make([]int, buckets)}
 	cycle := c.Cycle
 	region := func(sub int) int { return sub * c.Regions / c.Substrates }
 	onTransition := func(id simnet.NodeID, tr engine.Transition) {
@@ -230,13 +241,19 @@ func Run(c Config) (Result, error) {
 		if p < 0 || p == t.prim {
 			return
 		}
-		if t.prim >= 0 && t.cause == fsm.PathMigrate && st.Path == fsm.PathMigrate {
+		k := min(int(tr.At.Sub(epoch)/Bucket), len(res.MigrationsOver)-1)
+		switch {
+		case t.prim < 0: // the first attach
+		case t.cause == fsm.PathMigrate && st.Path == fsm.PathMigrate:
 			res.Migrations++
+			res.MigrationsOver[k]++
 			cyc := tr.At.Sub(epoch).Nanoseconds() / max(int64(cycle), 1)
 			if isPingPong(t.lastFrom, p, t.lastCycle, cyc, window) {
 				res.PingPongs++
 			}
 			t.lastFrom, t.lastCycle = t.prim, cyc
+		default:
+			res.MovesOver[k]++
 		}
 		t.prim, t.cause = p, ""
 	}

@@ -61,6 +61,25 @@ func TestRunGracefulShutdownLosesNothing(t *testing.T) {
 	if r.Owed == 0 || r.Delivered < r.Owed {
 		t.Errorf("owed %d delivered %d", r.Owed, r.Delivered)
 	}
+	// Over time: every migration counted falls in a bucket of the run, and
+	// the forced moves come with s0's shutdown, not before.
+	if len(r.MigrationsOver) != int(r.Config.Duration/Bucket) || len(r.MovesOver) != len(r.MigrationsOver) {
+		t.Fatalf("%d and %d buckets of %v over %v", len(r.MigrationsOver), len(r.MovesOver), r.Bucket, r.Config.Duration)
+	}
+	sum := func(xs []int) int {
+		n := 0
+		for _, x := range xs {
+			n += x
+		}
+		return n
+	}
+	shut := int(r.Config.Shutdown / Bucket)
+	if got := sum(r.MigrationsOver); got != r.Migrations || r.Migrations == 0 {
+		t.Errorf("migrations over time sum to %d, migrations %d", got, r.Migrations)
+	}
+	if before, after := sum(r.MovesOver[:shut]), sum(r.MovesOver[shut:]); before != 0 || after < r.Rehomes {
+		t.Errorf("forced moves %d before s0's shutdown, %d after: want 0, then at least its %d rehomes", before, after, r.Rehomes)
+	}
 }
 
 func TestPingPongWindowIsInclusive(t *testing.T) {
