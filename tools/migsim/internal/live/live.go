@@ -46,6 +46,10 @@ type Config struct {
 	// Transport overrides the transport's timings (zero fields keep the
 	// transport's defaults, which suit real networks).
 	Transport scenario.Timings
+	// Quiet is how long nothing new must be delivered, after the run,
+	// before the writes are accounted (at most 3 s; default 500 ms): what
+	// is still crossing the mesh arrives meanwhile.
+	Quiet time.Duration
 }
 
 // Result is what a live run measured.
@@ -211,6 +215,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Cycle <= 0 {
 		cfg.Cycle = time.Second
 	}
+	if cfg.Quiet <= 0 {
+		cfg.Quiet = 500 * time.Millisecond
+	}
 	if cfg.NodeID == "" {
 		host, _ := os.Hostname()
 		cfg.NodeID = fmt.Sprintf("migsim-%s-%d", host, os.Getpid())
@@ -359,9 +366,9 @@ loop:
 	}
 	led.Stop()
 	// Let writes already made reach the node through the mesh: wait until
-	// nothing new is delivered for 500 ms (at most 3 s).
+	// nothing new is delivered for cfg.Quiet (at most 3 s).
 	last, quiet := node.Status().Stats.Delivered, time.Now()
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && time.Since(quiet) < 500*time.Millisecond; {
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && time.Since(quiet) < cfg.Quiet; {
 		time.Sleep(50 * time.Millisecond)
 		if d := node.Status().Stats.Delivered; d != last {
 			last, quiet = d, time.Now()

@@ -32,11 +32,14 @@ func TestLiveAgainstSubstratetest(t *testing.T) {
 			targets = append(targets, id+"@"+s.Addr())
 		}
 	}
+	// Gossip published into the mesh for as long as the run lasts (then the
+	// run's wait for quiet can end).
+	const dur = 800 * time.Millisecond
 	var stop atomic.Bool
 	pubDone := make(chan struct{})
 	go func() {
 		defer close(pubDone)
-		for !stop.Load() {
+		for begin := time.Now(); !stop.Load() && time.Since(begin) < dur; {
 			if _, err := mesh.Publish(wire.Message{Data: []byte("x")}); err != nil {
 				return
 			}
@@ -44,8 +47,8 @@ func TestLiveAgainstSubstratetest(t *testing.T) {
 		}
 	}()
 	res, err := Run(context.Background(), Config{Targets: targets, Secret: secret, Enclave: substratetest.DefaultEnclave,
-		NodeID: "live-node", Cycle: 50 * time.Millisecond, MigrateEvery: 300 * time.Millisecond, Duration: 1500 * time.Millisecond,
-		PublishRate: 100,
+		NodeID: "live-node", Cycle: 40 * time.Millisecond, MigrateEvery: 120 * time.Millisecond, Duration: dur,
+		PublishRate: 100, Quiet: 100 * time.Millisecond,
 		Transport: scenario.Timings{OverlapFloor: scenario.Duration(30 * time.Millisecond), OverlapGrace: scenario.Duration(60 * time.Millisecond),
 			OverlapMax: scenario.Duration(time.Second), HandshakeTimeout: scenario.Duration(time.Second), Heartbeat: scenario.Duration(100 * time.Millisecond)}})
 	stop.Store(true)

@@ -23,16 +23,17 @@ func steps(entries []timeline.Entry) []string {
 	return out
 }
 
-// TestBackendsAgree runs the short scenario (an enclave migration, a
-// latency migration, jitter, a candidate refusing at capacity, the old
-// substrate dying mid-overlap) over real loopback WebSockets and in
-// virtual time: the same transitions, event, path and target state, in the
-// same order, and nothing lost or duplicated on either. Times differ (a
+// TestBackendsAgree runs the tiny scenario (the short one's behaviours in
+// cycles of 30 ms: an enclave migration, a latency migration, a candidate
+// refusing at capacity, the old substrate dying mid-overlap) over real
+// loopback WebSockets and in virtual time: the same transitions, event,
+// path and target state, in the same order, and nothing lost or
+// duplicated on either. Times differ (a
 // virtual link's round trip is the scenario's latency, loopback's is not),
 // so the comparison leaves them out.
 func TestBackendsAgree(t *testing.T) {
 	t.Parallel()
-	sc, err := scenario.LoadScenario("short")
+	sc, err := scenario.LoadScenario("tiny")
 	if err != nil {
 		t.Fatal(err)
 	}

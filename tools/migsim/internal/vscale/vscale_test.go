@@ -14,6 +14,7 @@ func small(seed uint64) Config {
 }
 
 func TestRunSeedReproduces(t *testing.T) {
+	t.Parallel()
 	a, err := Run(small(7))
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +38,7 @@ func TestRunSeedReproduces(t *testing.T) {
 }
 
 func TestRunGracefulShutdownLosesNothing(t *testing.T) {
+	t.Parallel()
 	r, err := Run(Config{Nodes: 400, Substrates: 8, Duration: 10 * time.Second, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
