@@ -192,6 +192,10 @@ type Result struct {
 // Bucket is the width of Result's time buckets.
 const Bucket = 250 * time.Millisecond
 
+// bucketOf is the bucket of n that virtual time at falls in; the last
+// holds what comes at or after the end.
+func bucketOf(at time.Duration, n int) int { return min(int(at/Bucket), n-1) }
+
 // Failed reports whether a message was lost or delivered twice.
 func (r Result) Failed() bool { return r.Lost != 0 || r.Duplicates != 0 }
 
@@ -241,7 +245,7 @@ func Run(c Config) (Result, error) {
 		if p < 0 || p == t.prim {
 			return
 		}
-		k := min(int(tr.At.Sub(epoch)/Bucket), len(res.MigrationsOver)-1)
+		k := bucketOf(tr.At.Sub(epoch), len(res.MigrationsOver))
 		switch {
 		case t.prim < 0: // the first attach
 		case t.cause == fsm.PathMigrate && st.Path == fsm.PathMigrate:

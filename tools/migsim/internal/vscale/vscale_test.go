@@ -82,6 +82,22 @@ func TestRunGracefulShutdownLosesNothing(t *testing.T) {
 	if before, after := sum(r.MovesOver[:shut]), sum(r.MovesOver[shut:]); before != 0 || after < r.Rehomes {
 		t.Errorf("forced moves %d before s0's shutdown, %d after: want 0, then at least its %d rehomes", before, after, r.Rehomes)
 	}
+	// s0's children change primary by the time it closes, 500 ms after its
+	// first goodbye (then a round trip at most).
+	if closed := int((r.Config.Shutdown + 600*time.Millisecond) / Bucket); sum(r.MovesOver[shut:closed+1]) != sum(r.MovesOver) {
+		t.Errorf("forced moves over time %v: want them all between s0's goodbye (bucket %d) and its close (bucket %d)", r.MovesOver, shut, closed)
+	}
+}
+
+func TestBucketOf(t *testing.T) {
+	for _, c := range []struct {
+		at   time.Duration
+		want int
+	}{{0, 0}, {Bucket - 1, 0}, {Bucket, 1}, {3*Bucket + 1, 3}, {9 * Bucket, 3}} {
+		if got := bucketOf(c.at, 4); got != c.want {
+			t.Errorf("bucketOf(%v, 4) = %d, want %d", c.at, got, c.want)
+		}
+	}
 }
 
 func TestPingPongWindowIsInclusive(t *testing.T) {
