@@ -104,6 +104,7 @@ type schedule struct {
 	cooling      bool
 }
 
+// Evaluate moves to the next substrate in turn every s.every cycles.
 func (s *schedule) Evaluate(obs policy.Snapshot) policy.Decision {
 	if s.cooling {
 		s.cooling = false
@@ -141,9 +142,14 @@ func (s *schedule) after(current string) []string {
 	return out
 }
 
-func (s *schedule) Attached(id string)     { s.current, s.cooling, s.since = id, true, 0 }
+// Attached starts the count again after one cooldown cycle.
+func (s *schedule) Attached(id string) { s.current, s.cooling, s.since = id, true, 0 }
+
+// MigrationFailed changes nothing: the schedule moves on in turn.
 func (s *schedule) MigrationFailed(string) {}
-func (s *schedule) Forced()                {}
+
+// Forced changes nothing: the schedule moves on in turn.
+func (s *schedule) Forced() {}
 
 // learnID names a substrate: its GET /v1/health node_id (REPRAM), or, for
 // a substrate without it, the parent id of a welcome to a short-lived
