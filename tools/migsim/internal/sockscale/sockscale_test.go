@@ -12,19 +12,25 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestScaleMassMigration(t *testing.T) {
 	t.Parallel()
-	// REPRAM's goodbye gap, 500 ms: a node welcomed after the leaving
-	// substrate closed honestly misses what was published in between, so
-	// the nodes are few enough to handshake well within it under -race on
-	// two cores (25 have taken over 300 ms there). Ten are a mass migration
-	// as far as the protocol goes (each rehomes on its own); migsim scale
-	// -sockets takes the number.
-	const n = 10
-	res, err := Run(context.Background(), Config{Nodes: n, PublishRate: 50, GoodbyeGap: 500 * time.Millisecond, Settle: 100 * time.Millisecond})
+	// REPRAM's goodbye gap, 500 ms, and nodes few enough to handshake well
+	// within it under -race on two cores (25 have taken over 300 ms there).
+	// Ten are a mass migration as far as the protocol goes (each rehomes on
+	// its own); migsim scale -sockets takes the number.
+	const n, gap = 10, 500 * time.Millisecond
+	res, err := Run(context.Background(), Config{Nodes: n, PublishRate: 50, GoodbyeGap: gap, Settle: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Rehomed != n || res.Lost != 0 || res.DuplicatesDelivered != 0 || res.Published == 0 {
-		t.Fatalf("%+v: want all %d rehomed, something published, nothing lost or duplicated", res, n)
+	if res.Rehomed != n || res.DuplicatesDelivered != 0 || res.Published == 0 {
+		t.Fatalf("%+v: want all %d rehomed, something published, nothing duplicated", res, n)
+	}
+	// Nothing may be lost when every node was welcomed elsewhere before the
+	// leaving substrate closed; on a machine too loaded for that, a node
+	// welcomed later honestly misses what was published in between.
+	if gap := float64(gap.Milliseconds()); res.WelcomeMsMax < gap && res.Lost != 0 {
+		t.Errorf("%+v: every welcome within the %v ms goodbye gap, yet %d lost", res, gap, res.Lost)
+	} else if res.WelcomeMsMax >= gap {
+		t.Logf("welcome max %v ms ≥ the %v ms goodbye gap (machine overloaded): %d lost, not asserted", res.WelcomeMsMax, gap, res.Lost)
 	}
 	if res.Migrations+res.Accelerated+res.ContinuedAlone != n {
 		t.Errorf("%+v: want one switch per node", res)
