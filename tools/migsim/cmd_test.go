@@ -5,13 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestScaleCommand runs `migsim scale` in virtual time, small, as JSON.
 func TestScaleCommand(t *testing.T) {
 	var out bytes.Buffer
-	if err := runScaleCmd(context.Background(), []string{"-nodes", "400", "-substrates", "8", "-seed", "2", "-json"}, &out); err != nil {
+	if err := scaleCmd(context.Background(), []string{"-nodes", "400", "-substrates", "8", "-seed", "2", "-json"}, &out); err != nil {
 		t.Fatalf("%v: %s", err, out.String())
 	}
 	var r struct {
@@ -25,31 +31,87 @@ func TestScaleCommand(t *testing.T) {
 	}
 	for _, bad := range [][]string{{"-nodes", "1000", "-substrates", "2", "-max-children", "100"}, {"extra"}, {"-no-such-flag"}} {
 		out.Reset()
-		if err := runScaleCmd(context.Background(), bad, &out); err == nil {
+		if err := scaleCmd(context.Background(), bad, &out); err == nil {
 			t.Errorf("scale %q: no error", bad)
 		}
 	}
 }
 
-// TestModes checks what each mode requires and implies.
+// TestModes checks which mode the arguments select, the old forms
+// included, and that a mode refuses what it does not take.
 func TestModes(t *testing.T) {
 	for _, c := range []struct {
-		mode    string
-		f       flags
-		compare bool
-		ok      bool
+		args []string
+		mode string
+		rest []string
 	}{
-		{"", flags{}, false, true},
-		{"run", flags{}, false, true},
-		{"compare", flags{}, true, true},
-		{"replay", flags{}, false, false},
-		{"replay", flags{replay: "x.csv"}, false, true},
-		{"live", flags{}, false, false},
-		{"live", flags{connect: "h:1"}, false, true},
+		{nil, "run", nil},
+		{[]string{"-json"}, "run", []string{"-json"}},
+		{[]string{"-compare", "-json"}, "compare", []string{"-json"}},
+		{[]string{"-json", "--compare=true"}, "compare", []string{"-json"}},
+		{[]string{"-replay", "x.csv"}, "replay", []string{"-replay", "x.csv"}},
+		{[]string{"-connect=h:1"}, "live", []string{"-connect=h:1"}},
+		{[]string{"-scenario", "x", "--", "-compare"}, "run", []string{"-scenario", "x", "--", "-compare"}},
 	} {
-		err := c.f.checkMode(c.mode)
-		if (err == nil) != c.ok || c.f.compare != c.compare || errors.Is(err, errFailed) {
-			t.Errorf("mode %q with %+v: err %v, compare %v", c.mode, c.f, err, c.f.compare)
+		mode, rest := legacyMode(c.args)
+		if mode != c.mode || !slices.Equal(rest, c.rest) {
+			t.Errorf("%q: mode %s with %q, want %s with %q", c.args, mode, rest, c.mode, c.rest)
 		}
+	}
+	var out bytes.Buffer
+	for _, bad := range [][]string{
+		{"replay"}, // no trace
+		{"live"},   // no substrates
+		{"replay", "-replay", "x.csv", "-svg", "a.svg"}, // not replay's flag
+		{"run", "-connect", "h:1"},                      // not run's flag
+		{"compare", "-strategy", "naive"},               // compare runs every strategy
+		{"run", "stray"},
+	} {
+		err := migsim(context.Background(), bad, &out)
+		if err == nil || errors.Is(err, errFailed) {
+			t.Errorf("migsim %q: %v, want a usage error", bad, err)
+		}
+	}
+}
+
+// TestReplayFlags replays through the command: the policy flags reach the
+// policy, and -filter picks the rows.
+func TestReplayFlags(t *testing.T) {
+	var out bytes.Buffer
+	if err := migsim(context.Background(), []string{"replay", "-replay", "../../testdata/traces/step.csv", "-improvement", "0.2", "-cycles", "3"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "improvement 20%, streak 3") || !strings.Contains(out.String(), "[3]") {
+		t.Errorf("replay output ignores the flags or misses the reaction:\n%s", out.String())
+	}
+	for _, c := range []struct {
+		filter string
+		rows   []string // the strategy column, in order
+	}{
+		{"", []string{"hysteresis/robust", "hysteresis/none", "naive"}},
+		{"robust", []string{"hysteresis/robust", "hysteresis/none", "naive"}},
+		{"none", []string{"hysteresis/none", "naive"}},
+	} {
+		out.Reset()
+		args := []string{"-replay", "../../testdata/traces/noise-spikes.csv"} // the old form
+		if c.filter != "" {
+			args = append(args, "-filter", c.filter)
+		}
+		if err := migsim(context.Background(), args, &out); err != nil {
+			t.Fatal(err)
+		}
+		var rows []string
+		for l := range strings.SplitSeq(out.String(), "\n") {
+			if f := strings.Fields(l); len(f) == 9 && (strings.HasPrefix(f[0], "hysteresis/") || f[0] == "naive") {
+				rows = append(rows, f[0])
+			}
+		}
+		if strings.Join(rows, " ") != strings.Join(c.rows, " ") {
+			t.Errorf("-filter %q: rows %v, want %v:\n%s", c.filter, rows, c.rows, out.String())
+		}
+	}
+	if err := migsim(context.Background(), []string{"replay", "-replay", "../../testdata/traces/jitter.csv", "-filter", "kalman"}, &out); err == nil ||
+		!strings.Contains(err.Error(), "kalman") {
+		t.Errorf("-filter kalman: %v, want an error naming it", err)
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/repram/handover/tools/migsim/internal/live"
 	"github.com/repram/handover/transport/repramtest"
 )
 
-// TestInteropLiveRepram runs `migsim -connect` (through dispatch, as main
+// TestInteropLiveRepram runs `migsim -connect` (through migsim, as main
 // does) against three real REPRAM TS substrates with replication 2, a
 // partial mesh, on a schedule (every 3 s, for 20 s) with writes at 50/s: it must exit cleanly
 // (lost 0, no duplicates) and report the writes the mesh kept from the
@@ -23,12 +23,11 @@ func TestInteropLiveRepram(t *testing.T) {
 		addrs = append(addrs, s.HTTP())
 	}
 	var out bytes.Buffer
-	f := flags{connect: strings.Join(addrs, ","), secret: "live-secret", enclave: "default", nodeID: "migsim-interop",
-		cycle: time.Second, migrateEvery: 3 * time.Second, duration: 20 * time.Second, publishRate: 50, json: true}
-	err := dispatch(context.Background(), f, &out)
-	var res LiveResult
+	err := migsim(context.Background(), []string{"-connect", strings.Join(addrs, ","), "-secret", "live-secret", "-enclave", "default",
+		"-node-id", "migsim-interop", "-cycle", "1s", "-migrate-every", "3s", "-duration", "20s", "-publish-rate", "50", "-json"}, &out)
+	var res live.Result
 	if jerr := json.Unmarshal(out.Bytes(), &res); jerr != nil {
-		t.Fatalf("dispatch: %v; output %q: %v", err, out.String(), jerr)
+		t.Fatalf("migsim: %v; output %q: %v", err, out.String(), jerr)
 	}
 	t.Logf("%s\nswitches %+v\nsummary %+v", res.Account, res.SwitchLog, res.Summary)
 	if err != nil {

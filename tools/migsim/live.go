@@ -5,440 +5,57 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"net"
-	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/repram/handover/fsm"
-	"github.com/repram/handover/policy"
-	"github.com/repram/handover/transport"
-	"github.com/repram/handover/transport/engine"
-	"github.com/repram/handover/transport/repramtest/ledger"
+	"github.com/repram/handover/tools/migsim/internal/live"
+	"github.com/repram/handover/tools/migsim/internal/report"
 )
 
-// LiveConfig configures live mode: one real transient node against
-// substrates that are already running.
-type LiveConfig struct {
-	Targets      []string // HOST:PORT or ID@HOST:PORT
-	Secret       []byte
-	Enclave      string
-	NodeID       string
-	Cycle        time.Duration // evaluation cycle
-	MigrateEvery time.Duration // 0: migrate on measured latency
-	Duration     time.Duration // 0: until ctx ends
-	PublishRate  float64       // PUTs a second over the HTTP API; 0: none
-	Writers      int           // PUTs in flight at once; 0: the ledger's default
-	Timeline     io.Writer     // transitions as they happen; nil: none
-	Logger       *zerolog.Logger
-	// Transport overrides the transport's timings (zero fields keep the
-	// transport's defaults, which suit real networks).
-	Transport Timings
-}
-
-// LiveResult is what live mode measured.
-type LiveResult struct {
-	Summary
-	GossipDelivered int            `json:"gossip_delivered"` // every message handed to the handler
-	DistinctIDs     int            `json:"distinct_ids"`
-	PublishErrors   int            `json:"publish_errors"` // PUTs that failed or timed out
-	Account         ledger.Report  `json:"account"`        // the honest account of the writes
-	SwitchLog       []Switch       `json:"switch_log"`
-	Substrates      []string       `json:"substrates"` // ID@HOST:PORT as used
-	Probed          map[string]int `json:"probed"`     // successful transport.Probe measurements by substrate
-}
-
-// liveTarget is a substrate given on the command line.
-type liveTarget struct {
-	id, addr string
-}
-
-func parseTargets(list []string) ([]liveTarget, error) {
-	var out []liveTarget
-	for _, t := range list {
-		t = strings.TrimSpace(t)
-		if t == "" {
-			continue
-		}
-		id, addr, ok := strings.Cut(t, "@")
-		if !ok {
-			id, addr = "", t
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("-connect %q: want HOST:PORT or ID@HOST:PORT (the substrate's HTTP port): %w", t, err)
-		}
-		out = append(out, liveTarget{id, addr})
-	}
-	if len(out) == 0 {
-		return nil, errors.New("-connect lists no substrate")
-	}
-	return out, nil
-}
-
-func (t liveTarget) substrate() transport.Substrate {
-	return transport.Substrate{ID: t.id, URL: "ws://" + t.addr + "/v1/ws"}
-}
-
-// schedule is the -migrate-every policy: it moves to the next substrate in
-// turn every few cycles, whatever the latencies.
-type schedule struct {
-	every, since int
-	order        []string
-	current      string
-	cooling      bool
-}
-
-func (s *schedule) Evaluate(obs policy.Snapshot) policy.Decision {
-	if s.cooling {
-		s.cooling = false
-		return policy.Decision{Event: fsm.CooldownElapsed, Reason: "cooldown over"}
-	}
-	s.since++
-	if s.since < s.every || len(s.order) < 2 {
-		return policy.Decision{}
-	}
-	for _, next := range s.after(obs.Current.ID) {
-		for _, c := range obs.Candidates {
-			if c.ID == next {
-				s.since = 0
-				return policy.Decision{Event: fsm.CandidateBetter, Candidate: c,
-					Reason: fmt.Sprintf("schedule: every %d cycles, next is %s", s.every, next)}
-			}
-		}
-	}
-	return policy.Decision{}
-}
-
-// after lists the other substrates in the order the schedule tries them
-// after current.
-func (s *schedule) after(current string) []string {
-	at := 0
-	for i, id := range s.order {
-		if id == current {
-			at = i
-		}
-	}
-	var out []string
-	for k := 1; k < len(s.order); k++ {
-		out = append(out, s.order[(at+k)%len(s.order)])
-	}
-	return out
-}
-
-func (s *schedule) Attached(id string)     { s.current, s.cooling, s.since = id, true, 0 }
-func (s *schedule) MigrationFailed(string) {}
-func (s *schedule) Forced()                {}
-
-// learnID names a substrate: its GET /v1/health node_id (REPRAM), or, for
-// a substrate without it, the parent id of a welcome to a short-lived
-// probe node (its own node id, so our real node's registration is
-// untouched).
-func learnID(ctx context.Context, cfg LiveConfig, t liveTarget, c *ledger.Client) (string, error) {
-	if h, err := c.Health(ctx, t.addr); err == nil && h.NodeID != "" {
-		return h.NodeID, nil
-	}
-	n, err := transport.New(transport.Config{
-		Identity: transport.Identity{NodeID: cfg.NodeID + "-probe", Enclave: cfg.Enclave, Address: "127.0.0.1"},
-		Secret:   cfg.Secret, Tuning: engine.Tuning{HandshakeTimeout: 5 * time.Second},
-	})
-	if err != nil {
-		return "", err
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Close(cctx)
-	}()
-	if err := n.Attach(ctx, t.substrate()); err != nil {
-		return "", err
-	}
-	deadline := time.Now().Add(6 * time.Second)
-	for time.Now().Before(deadline) {
-		if st := n.Status(); st.State == fsm.Attached && st.Primary.ID != "" {
-			return st.Primary.ID, nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return "", fmt.Errorf("no /v1/health and no welcome from %s within 5s: check the address, the -secret and that it serves /v1/ws "+
-		"(or name it as ID@HOST:PORT)", t.addr)
-}
-
-// probeEvery bounds how often live mode probes the substrates.
-const probeEvery = 500 * time.Millisecond
-
-// probeAll measures every target with transport.Probe (the library's own
-// measurement: WebSocket pings, no hello), concurrently, bounded by d; 0
-// for a target that did not answer.
-func probeAll(ctx context.Context, targets []liveTarget, d time.Duration) []time.Duration {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	out := make([]time.Duration, len(targets))
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Go(func() {
-			if rtt, err := transport.Probe(ctx, t.substrate(), transport.ProbeOptions{Count: 3}); err == nil {
-				out[i] = max(rtt, time.Microsecond)
-			}
-		})
-	}
-	wg.Wait()
-	return out
-}
-
-// Live runs one transient node against running substrates until ctx ends
-// or cfg.Duration passes, writing PublishRate keys a second on them and
-// accounting honestly for what the node was owed (package ledger).
-func Live(ctx context.Context, cfg LiveConfig) (*LiveResult, error) {
-	targets, err := parseTargets(cfg.Targets)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.PublishRate > 0 && len(targets) < 2 {
-		return nil, errors.New("-publish-rate needs 2 or more substrates: a write made on the node's own substrate never reaches it")
-	}
-	if cfg.Cycle <= 0 {
-		cfg.Cycle = time.Second
-	}
-	if cfg.NodeID == "" {
-		host, _ := os.Hostname()
-		cfg.NodeID = fmt.Sprintf("migsim-%s-%d", host, os.Getpid())
-	}
-	if cfg.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
-		defer cancel()
-	}
-	client := ledger.NewClient(time.Second)
-	subs := make([]ledger.Substrate, 0, len(targets))
-	for i := range targets {
-		if targets[i].id == "" {
-			if targets[i].id, err = learnID(ctx, cfg, targets[i], client); err != nil {
-				return nil, err
-			}
-		}
-		subs = append(subs, ledger.Substrate{ID: targets[i].id, HTTP: targets[i].addr})
-	}
+// liveCmd is `migsim live`: one real node against running substrates.
+func liveCmd(ctx context.Context, args []string, out io.Writer) error {
 	var (
-		mu      sync.Mutex
-		byID    = map[string]int{}
-		entries []Entry // transitions, for switches and ping-pongs
-		cycles  atomic.Int64
-		begin   = time.Now()
-		node    *transport.Node
+		connect, secret string
+		asJSON, verbose bool
+		cfg             live.Config
+		fs              = newFlagSet("live")
 	)
-	led, err := ledger.New(ledger.Config{Substrates: subs, Prefix: fmt.Sprintf("%s-%d-", cfg.NodeID, begin.UnixNano()),
-		Rate: cfg.PublishRate, Writers: cfg.Writers, Node: func() (string, string) {
-			st := node.Status()
-			cand := ""
-			if len(st.Candidates) > 0 {
-				cand = st.Candidates[0].ID
-			}
-			return st.Primary.ID, cand
-		}})
-	if err != nil {
-		return nil, err
-	}
-	tcfg := transport.Config{
-		Identity: transport.Identity{NodeID: cfg.NodeID, Enclave: cfg.Enclave, Address: "127.0.0.1"},
-		Secret:   cfg.Secret,
-		Tuning:   cfg.Transport.tuning(cfg.Cycle),
-		Logger:   cfg.Logger,
-		Handler: func(g transport.Gossip) {
-			led.Delivered(g)
-			mu.Lock()
-			byID[g.Message.MessageID]++
-			mu.Unlock()
-		},
-	}
-	var sch *schedule
-	if cfg.MigrateEvery > 0 {
-		sch = &schedule{every: max(1, int(cfg.MigrateEvery/cfg.Cycle))}
-		for _, t := range targets {
-			sch.order = append(sch.order, t.id)
-		}
-		tcfg.Decider = sch
-	}
-	if node, err = transport.New(tcfg); err != nil {
-		return nil, err
-	}
-	ch := node.Subscribe(1024)
-	subDone := make(chan struct{})
-	go func() {
-		defer close(subDone)
-		for tr := range ch {
-			led.Transition(tr)
-			mu.Lock()
-			e := transitionEntry(tr, begin)
-			e.Cycle = int(cycles.Load())
-			entries = append(entries, e)
-			mu.Unlock()
-			if cfg.Timeline != nil {
-				fmt.Fprintf(cfg.Timeline, "%7.2fs  %s → %s  %s  primary=%s candidate=%s  %s\n", tr.At.Sub(begin).Seconds(),
-					tr.Step.From, tr.Step.To, tr.Step.Event, dash(tr.Primary), dash(tr.Candidate), tr.Reason)
-			}
-		}
-	}()
-	closeNode := func() error {
-		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		err := node.Close(cctx)
-		<-subDone
+	fs.StringVar(&connect, "connect", "", "HOST:PORT[,HOST:PORT...] of running substrates (ID@HOST:PORT to name them)")
+	fs.StringVar(&secret, "secret", "", "the cluster secret")
+	fs.StringVar(&cfg.Enclave, "enclave", "default", "this node's enclave")
+	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's id (default migsim-HOSTNAME-PID)")
+	fs.DurationVar(&cfg.MigrateEvery, "migrate-every", 0, "migrate on this schedule instead of on measured latency")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "stop after this long (default: until interrupted)")
+	fs.DurationVar(&cfg.Cycle, "cycle", time.Second, "evaluation cycle")
+	fs.Float64Var(&cfg.PublishRate, "publish-rate", 0, "PUTs a second over the substrates' HTTP API, honestly accounted (needs 2+ substrates)")
+	fs.BoolVar(&asJSON, "json", false, "print the result as one JSON object instead of the report")
+	fs.BoolVar(&verbose, "v", false, "log the transport's transitions to stderr")
+	fs.Usage = usage(fs, "migsim live -connect HOST:PORT[,...] [flags]", "Attaches one real transient node to running REPRAM substrates.")
+	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := node.Attach(ctx, targets[0].substrate()); err != nil {
-		_ = closeNode()
-		return nil, err
+	if connect == "" {
+		return errors.New("migsim live: name the substrates with -connect HOST:PORT[,HOST:PORT...]")
 	}
-	if sch != nil {
-		if next := sch.after(targets[0].id); len(next) > 0 {
-			led.Avoid(next[0]) // the first scheduled target (see the loop below)
-		}
-	}
-	// Writes start at once and go on while the node has no link: those
-	// count against an outage (as not reached), never as owed.
-	led.Start(context.WithoutCancel(ctx))
-
-	var (
-		probed   = map[string]int{}
-		rtts     []time.Duration
-		probedAt time.Time
-	)
-	tick := time.NewTicker(cfg.Cycle)
-	defer tick.Stop()
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			break loop
-		case <-tick.C:
-		}
-		cycles.Add(1)
-		st := node.Status()
-		if sch != nil && st.Primary.ID != "" {
-			// The next target is known: stop writing on it a cycle ahead
-			// (ledger.Ledger.Avoid says why).
-			if next := sch.after(st.Primary.ID); len(next) > 0 {
-				led.Avoid(next[0])
-			}
-		}
-		// Probes (a WebSocket each) run at most every probeEvery: with
-		// short test cycles the last measurement is reused.
-		if rtts == nil || time.Since(probedAt) >= probeEvery {
-			rtts, probedAt = probeAll(ctx, targets, min(cfg.Cycle/2, 2*time.Second)), time.Now()
-			for i, t := range targets {
-				if rtts[i] > 0 {
-					probed[t.id]++
-				}
-			}
-		}
-		obs := transport.Observation{}
-		for i, t := range targets {
-			if t.id == st.Primary.ID {
-				obs.CurrentLatency = rtts[i] // 0: the heartbeat's round trip
-				continue
-			}
-			// Latency 0 (the probe failed this cycle) reads as unmeasured:
-			// the hysteresis policy ignores it, a schedule still moves.
-			obs.Candidates = append(obs.Candidates, transport.Candidate{Substrate: t.substrate(), Latency: rtts[i]})
-		}
-		if _, err := node.Observe(context.WithoutCancel(ctx), obs); err != nil {
-			break loop
-		}
-	}
-	led.Stop()
-	// Let writes already made reach the node through the mesh: wait until
-	// nothing new is delivered for 500 ms (at most 3 s).
-	last, quiet := node.Status().Stats.Delivered, time.Now()
-	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && time.Since(quiet) < 500*time.Millisecond; {
-		time.Sleep(50 * time.Millisecond)
-		if d := node.Status().Stats.Delivered; d != last {
-			last, quiet = d, time.Now()
-		}
-	}
-	rctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	rep := led.Report(rctx)
-	cancel()
-	if err := closeNode(); err != nil {
-		return nil, err
-	}
-	// Read after Close, when every transition has reached entries too.
-	st := node.Status().Stats
-	mu.Lock()
-	defer mu.Unlock()
-	res := &LiveResult{Summary: Summary{Scenario: "live", Strategy: MakeBeforeBreak, Policy: string(policy.Hysteresis),
-		Cycles: int(cycles.Load()), Seconds: math.Round(time.Since(begin).Seconds()*10) / 10,
-		Migrations: st.Migrations, Cancelled: st.Cancelled, Accelerated: st.Accelerated, Forced: st.Forced,
-		Detaches: st.Detaches, DuplicatesDropped: st.DuplicatesDropped, StaleEventsDropped: st.StaleEventsDropped,
-		FramesRejected: st.FramesRejected,
-		Published:      rep.Published, Owed: rep.Owed, Delivered: rep.Delivered, Lost: rep.Lost, DuplicatesDelivered: rep.Duplicates},
-		Account: rep, PublishErrors: rep.Refused, Probed: probed}
-	if sch != nil {
-		res.Policy = "schedule"
-	}
-	for _, t := range targets {
-		res.Substrates = append(res.Substrates, t.id+"@"+t.addr)
-	}
-	res.SwitchLog = switches(entries)
-	_, ms := switchStats(res.SwitchLog)
-	res.Switches = len(res.SwitchLog)
-	res.PingPongs = pingPongs(res.SwitchLog, policy.Default().PingPongWindow)
-	res.SwitchMsP50, res.SwitchMsP99 = percentile(ms, 50), percentile(ms, 99)
-	for _, n := range byID {
-		res.GossipDelivered += n
-	}
-	res.DistinctIDs = len(byID)
-	return res, nil
-}
-
-func runLive(ctx context.Context, f flags, out io.Writer) error {
-	cfg := LiveConfig{Targets: strings.Split(f.connect, ","), Secret: []byte(f.secret), Enclave: f.enclave,
-		NodeID: f.nodeID, Cycle: f.cycle, MigrateEvery: f.migrateEvery, Duration: f.duration, PublishRate: f.publishRate}
-	if f.verbose {
-		l := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Logger()
-		cfg.Logger = &l
-	}
-	if !f.json {
+	cfg.Targets, cfg.Secret, cfg.Logger = strings.Split(connect, ","), []byte(secret), verboseLogger(verbose)
+	if !asJSON {
 		cfg.Timeline = out
-		fmt.Fprintf(out, "migsim live: attaching to %s (enclave %q); Ctrl-C to stop\n", f.connect, f.enclave)
+		fmt.Fprintf(out, "migsim live: attaching to %s (enclave %q); Ctrl-C to stop\n", connect, cfg.Enclave)
 	}
-	res, err := Live(ctx, cfg)
+	res, err := live.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	if f.json {
-		if err := WriteJSON(out, res); err != nil {
+	if asJSON {
+		if err := writeJSON(out, res); err != nil {
 			return err
 		}
 	} else {
-		WriteLive(out, res)
-		WriteSummary(out, res.Summary)
+		live.Write(out, res)
+		report.WriteSummary(out, res.Summary)
 	}
 	if res.Failed() {
 		return errFailed
 	}
 	return nil
-}
-
-// WriteLive prints what only live mode measures: the substrates and their
-// mesh, the honest account of the writes, and every switch with its cause.
-func WriteLive(w io.Writer, res *LiveResult) {
-	fmt.Fprintf(w, "\nsubstrates: %s (transport.Probe answers per substrate: %v)\n", strings.Join(res.Substrates, ", "), res.Probed)
-	fmt.Fprintf(w, "%s\n", res.Account)
-	fmt.Fprintf(w, "gossip delivered %d (distinct ids %d)\n", res.GossipDelivered, res.DistinctIDs)
-	for _, s := range res.SwitchLog {
-		ms := "—"
-		if s.Ms >= 0 {
-			ms = fmt.Sprintf("%.1f ms", s.Ms)
-		}
-		cause := string(s.Cause)
-		if s.Accelerated {
-			cause += ", accelerated"
-		}
-		fmt.Fprintf(w, "switch at %6.2fs  %s → %s  %s  (%s)\n", s.At, s.From, s.To, ms, cause)
-	}
 }

@@ -25,25 +25,28 @@
 //	go run ./tools/migsim scale -sockets -nodes 600
 //	go run ./tools/migsim live -connect h1:8080,h2:8080,h3:8080 -secret S -enclave E
 //
-// The old forms (-compare, -replay FILE, -connect without a mode) still
-// work. The exit status is 1 when a run lost a message or delivered one
-// twice, 2 for bad usage.
+// Each mode takes only its own flags (migsim MODE -h lists them). The old
+// forms (-compare, -replay FILE, -connect without a mode) still work. The
+// exit status is 1 when a run lost a message or delivered one twice, 2 for
+// bad usage.
+//
+// The simulation and the reports live in importable packages under
+// internal/ (scenario, run, timeline, report, replay, live, sockscale,
+// vscale, scaleplot); this package parses flags and wires them.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"slices"
-	"time"
+	"strings"
 
 	"github.com/rs/zerolog"
-
-	"github.com/repram/handover/policy"
 )
 
 // errFailed is returned when a run broke the guarantee; main exits 1.
@@ -52,83 +55,21 @@ var errFailed = errors.New("messages were lost or delivered twice")
 // errUsage is returned for bad usage, already explained; main exits 2.
 var errUsage = errors.New("bad usage")
 
-// modes are migsim's subcommands but scale, which has its own flags.
-var modes = []string{"run", "compare", "replay", "live"}
-
-// flags holds the command line.
-type flags struct {
-	scenario, strategy, pol, svg string
-	json, compare, verbose       bool
-	virtual                      bool
-
-	replay, filter             string
-	improvement                float64
-	streak, cooldown, ppWindow int
-	set                        map[string]bool
-
-	nodes      int
-	goodbyeGap time.Duration
-
-	connect, secret, enclave, nodeID string
-	migrateEvery, duration, cycle    time.Duration
-	publishRate                      float64
+// modes are migsim's subcommands, each with its own flags; the first is
+// the default.
+var modes = map[string]func(ctx context.Context, args []string, out io.Writer) error{
+	"run":     runCmd,
+	"compare": compareCmd,
+	"replay":  replayCmd,
+	"scale":   scaleCmd,
+	"live":    liveCmd,
 }
 
 func main() {
-	var f flags
-	fs := flag.NewFlagSet("migsim", flag.ContinueOnError)
-	fs.StringVar(&f.scenario, "scenario", "default", "scenario file, or a name in testdata/scenarios")
-	fs.StringVar(&f.strategy, "strategy", MakeBeforeBreak, "make-before-break or break-before-make")
-	fs.StringVar(&f.pol, "policy", string(policy.Hysteresis), "hysteresis or naive")
-	fs.StringVar(&f.svg, "svg", "", "write a plot of the run to this SVG file (with -compare, one per strategy: run.svg, run-break-before-make.svg, run-naive.svg)")
-	fs.BoolVar(&f.json, "json", false, "print the summary as one JSON object instead of the report")
-	fs.BoolVar(&f.compare, "compare", false, "run ours, break-before-make and naive on the scenario; print one table")
-	fs.BoolVar(&f.verbose, "v", false, "log the transport's transitions to stderr")
-	fs.BoolVar(&f.virtual, "virtual", false, "run: in virtual time over simnet (the engine, no socket) instead of loopback WebSockets; compare: add the virtual-time runs below the socket ones")
-	fs.StringVar(&f.replay, "replay", "", "replay a latency trace (testdata/traces) through the policy alone")
-	fs.StringVar(&f.filter, "filter", "", "-replay: the policy's measurement filter, robust or none (default robust; raw and naive are replayed beside it)")
-	fs.Float64Var(&f.improvement, "improvement", 0, "policy: fractional latency improvement a candidate must beat (default 0.25)")
-	fs.IntVar(&f.streak, "cycles", 0, "policy: consecutive qualifying cycles before migrating (default 2)")
-	fs.IntVar(&f.cooldown, "cooldown", 0, "policy: cooldown cycles after a change of attachment (default 1)")
-	fs.IntVar(&f.ppWindow, "pingpong-window", 0, "policy: cycles within which a return counts as a ping-pong (default 8)")
-	fs.StringVar(&f.connect, "connect", "", "live mode: HOST:PORT[,HOST:PORT...] of running substrates (ID@HOST:PORT to name them)")
-	fs.StringVar(&f.secret, "secret", "", "live mode: the cluster secret")
-	fs.StringVar(&f.enclave, "enclave", "default", "live mode: this node's enclave")
-	fs.StringVar(&f.nodeID, "node-id", "", "live mode: this node's id (default migsim-HOSTNAME-PID)")
-	fs.DurationVar(&f.migrateEvery, "migrate-every", 0, "live mode: migrate on this schedule instead of on measured latency")
-	fs.DurationVar(&f.duration, "duration", 0, "live mode: stop after this long (default: until interrupted)")
-	fs.DurationVar(&f.cycle, "cycle", time.Second, "live mode: evaluation cycle")
-	fs.Float64Var(&f.publishRate, "publish-rate", 0, "live: PUTs a second over the substrates' HTTP API, honestly accounted (needs 2+ substrates)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: migsim [run|compare|replay|live] [flags]\n       migsim scale [flags]   (migsim scale -h)\n\n"+
-			"Runs a transient node through a simulated network on loopback and reports "+
-			"lost and duplicated gossip, migrations and flaps.\nScenarios: testdata/scenarios/README.md.\n\n")
-		fs.PrintDefaults()
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	args, mode := os.Args[1:], ""
-	if len(args) > 0 && (args[0] == "scale" || slices.Contains(modes, args[0])) {
-		mode, args = args[0], args[1:]
-	}
-	var err error
-	if mode == "scale" {
-		err = runScaleCmd(ctx, args, os.Stdout)
-	} else {
-		if fs.Parse(args) != nil {
-			os.Exit(2)
-		}
-		if fs.NArg() > 0 {
-			fs.Usage()
-			os.Exit(2)
-		}
-		f.set = map[string]bool{}
-		fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
-		err = f.checkMode(mode)
-		if err == nil {
-			err = dispatch(ctx, f, os.Stdout)
-		}
-	}
+	err := migsim(ctx, os.Args[1:], os.Stdout)
+	stop()
 	switch {
 	case errors.Is(err, errUsage):
 		os.Exit(2)
@@ -141,98 +82,55 @@ func main() {
 	}
 }
 
-// dispatch runs the mode the flags select.
-func dispatch(ctx context.Context, f flags, out io.Writer) error {
-	switch {
-	case f.replay != "":
-		return runReplay(f, out)
-	case f.connect != "":
-		return runLive(ctx, f, out)
-	}
-	sc, err := LoadScenario(f.scenario)
-	if err != nil {
-		return err
-	}
-	f.applyPolicy(&sc.Policy)
-	if err := sc.Policy.Config().Validate(); err != nil {
-		return err
-	}
-	if f.compare {
-		return runCompare(ctx, sc, f, out)
-	}
-	opt := Options{Strategy: f.strategy, Policy: policy.Strategy(f.pol)}
-	if f.verbose {
-		l := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Logger()
-		opt.Logger = &l
-	}
-	opt, err = opt.withDefaults()
-	if err != nil {
-		return err
-	}
-	if !f.json {
-		WriteHeader(out, sc, opt)
-	}
-	var res *Result
-	if f.virtual {
-		res, err = RunVirtual(sc, opt)
+// migsim runs the mode args name (run when they name none).
+func migsim(ctx context.Context, args []string, out io.Writer) error {
+	mode := "run"
+	if len(args) > 0 && modes[args[0]] != nil {
+		mode, args = args[0], args[1:]
 	} else {
-		res, err = Run(ctx, sc, opt)
+		mode, args = legacyMode(args)
 	}
-	if err != nil {
-		return err
-	}
-	if f.json {
-		if err := WriteJSON(out, res.Summary); err != nil {
-			return err
-		}
-	} else {
-		WriteTimeline(out, res.Entries)
-		WriteSummary(out, res.Summary)
-	}
-	if f.svg != "" {
-		if err := writeSVGFile(f.svg, res); err != nil {
-			return err
-		}
-		if !f.json {
-			fmt.Fprintf(out, "\nplot written to %s\n", f.svg)
-		}
-	}
-	if res.Summary.Failed() {
-		return errFailed
-	}
-	return nil
+	return modes[mode](ctx, args, out)
 }
 
-// checkMode sets the flags a mode implies and refuses a mode whose
-// required flag is missing.
-func (f *flags) checkMode(mode string) error {
-	switch mode {
-	case "compare":
-		f.compare = true
-	case "replay":
-		if f.replay == "" {
-			return fmt.Errorf("migsim replay: name the trace with -replay FILE (testdata/traces)")
-		}
-	case "live":
-		if f.connect == "" {
-			return fmt.Errorf("migsim live: name the substrates with -connect HOST:PORT[,HOST:PORT...]")
+// legacyMode finds the mode of the old forms, which named it with a flag
+// of the default mode: -compare, -replay FILE, -connect LIST.
+func legacyMode(args []string) (string, []string) {
+	for i, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case !strings.HasPrefix(a, "-") || a == "--":
+			return "run", args
+		case name == "compare":
+			return "compare", slices.Delete(slices.Clone(args), i, i+1)
+		case name == "replay":
+			return "replay", args
+		case name == "connect":
+			return "live", args
 		}
 	}
-	return nil
+	return "run", args
 }
 
-// applyPolicy overrides the scenario's policy with the flags given.
-func (f flags) applyPolicy(p *PolicyConfig) {
-	if f.set["improvement"] {
-		p.Improvement = f.improvement
+// usage prints a mode's usage line, what it does, and its flags.
+func usage(fs interface {
+	Output() io.Writer
+	PrintDefaults()
+}, line, what string) func() {
+	return func() {
+		fmt.Fprintf(fs.Output(), "usage: %s\n\n%s\nModes: run (default), compare, replay, scale, live; migsim MODE -h for a mode's flags.\n\n", line, what)
+		fs.PrintDefaults()
 	}
-	if f.set["cycles"] {
-		p.Streak = f.streak
+}
+
+// writeJSON writes v as one line of JSON.
+func writeJSON(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// verboseLogger is the transport's logger for -v: zerolog on stderr.
+func verboseLogger(on bool) *zerolog.Logger {
+	if !on {
+		return nil
 	}
-	if f.set["cooldown"] {
-		p.CooldownCycles = f.cooldown
-	}
-	if f.set["pingpong-window"] {
-		p.PingPongWindow = f.ppWindow
-	}
+	l := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).With().Timestamp().Logger()
+	return &l
 }

@@ -2,389 +2,118 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"maps"
-	"math"
 	"os"
-	"runtime"
 	"runtime/debug"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/repram/handover/fsm"
-	"github.com/repram/handover/transport"
-	"github.com/repram/handover/transport/engine"
-	"github.com/repram/handover/transport/substratetest"
-	"github.com/repram/handover/transport/wire"
+	"github.com/repram/handover/tools/migsim/internal/scaleplot"
+	"github.com/repram/handover/tools/migsim/internal/sockscale"
+	"github.com/repram/handover/tools/migsim/internal/vscale"
 )
 
-// scaleGCPercent is the collector's target for scale runs, virtual or -sockets (see runScale).
+// scaleGCPercent is the collector's target for scale runs, virtual or
+// -sockets, unless the user chose GOGC: 100,000 engines are ~1 GiB of live
+// heap, and with -sockets both ends of every link share this process's
+// heap, so the collector's pauses and assists delay the handshakes the
+// goodbye gap is racing (a real node runs alone in its process).
 const scaleGCPercent = 400
 
-// ScaleConfig configures a mass migration.
-type ScaleConfig struct {
-	Nodes       int
-	PublishRate float64       // messages a second published in the mesh
-	GoodbyeGap  time.Duration // between the leaving substrate's two goodbyes
-	Settle      time.Duration // publishing before the goodbye and after everyone rehomed
-}
-
-// ScaleResult is what a mass migration measured.
-type ScaleResult struct {
-	Nodes               int     `json:"nodes"`
-	AttachSeconds       float64 `json:"attach_s"`  // until every node was attached to the first substrate
-	RehomeSeconds       float64 `json:"rehome_s"`  // from the goodbye until every node was attached elsewhere
-	Rehomed             int     `json:"rehomed"`   // nodes attached to another substrate at the end
-	Published           int     `json:"published"` // messages published while everyone was attached
-	Owed                int     `json:"owed"`      // published × nodes
-	Delivered           int     `json:"delivered"` // distinct (node, message) deliveries
-	Lost                int     `json:"lost"`
-	DuplicatesDelivered int     `json:"duplicates_delivered"`
-	Migrations          int     `json:"migrations"`
-	Accelerated         int     `json:"accelerated"`
-	ContinuedAlone      int     `json:"continued_alone"`
-	Cancelled           int     `json:"cancelled"`
-	Detaches            int     `json:"detaches"`
-	// WelcomeMs* is, per node, from the node taking its first goodbye to
-	// its new substrate's welcome (WelcomeSamples nodes had both). A node
-	// welcomed after the leaving substrate closed (a little more than
-	// GoodbyeGap after it started sending goodbyes) misses what is
-	// published in between: the margin that decides whether anything is lost.
-	WelcomeSamples    int     `json:"welcome_samples"`
-	WelcomeMsP50      float64 `json:"welcome_ms_p50"`
-	WelcomeMsP99      float64 `json:"welcome_ms_p99"`
-	WelcomeMsMax      float64 `json:"welcome_ms_max"`
-	KiBPerNode        float64 `json:"kib_per_node"`        // heap and stacks per attached node, both ends
-	GoroutinesPerNode float64 `json:"goroutines_per_node"` // both ends
-	// Causes counts the cancelled, continued-alone and detached
-	// transitions by event and reason.
-	Causes map[string]int `json:"causes,omitempty"`
-}
-
-// trimReason keeps a transition's reason short enough to group by: no
-// addresses, no ports.
-func trimReason(r string) string {
-	f := strings.Fields(r)
-	for i, w := range f {
-		if strings.Contains(w, "://") || strings.Contains(w, "127.0.0.1") {
-			f[i] = "…"
-		}
-	}
-	r = strings.Join(f, " ")
-	if len(r) > 90 {
-		r = r[:90] + "…"
-	}
-	return r
-}
-
-// counted is what one node delivered and when it rehomed.
-type counted struct {
-	mu        sync.Mutex
-	seen      map[string]int
-	goodbyeAt time.Time // the first goodbye's transition
-	welcomeAt time.Time // the first handshake_ok after it
-}
-
-// Scale attaches cfg.Nodes transient nodes to one substrate, publishes,
-// then makes that substrate shut down (goodbye twice, with alternatives)
-// and measures how the nodes rehome.
-func Scale(ctx context.Context, cfg ScaleConfig) (*ScaleResult, error) {
-	if cfg.Nodes <= 0 {
-		return nil, errors.New("scale: -nodes must be positive")
-	}
-	secret := []byte("migsim-scale-secret")
-	mesh := substratetest.NewMesh(substratetest.MeshConfig{Secret: secret, GoodbyeGap: cfg.GoodbyeGap,
-		QueueSize: 4096, WriteTimeout: 10 * time.Second})
-	defer mesh.Close()
-	var subs []*substratetest.Server
-	for i, id := range []string{"leaving", "stay-a", "stay-b"} {
-		s, err := mesh.Start(substratetest.Config{ID: id, Delay: time.Duration(i) * time.Millisecond})
-		if err != nil {
-			return nil, err
-		}
-		subs = append(subs, s)
-	}
-	leaving := subs[0]
-	target := transport.Substrate{ID: leaving.ID(), URL: leaving.URL(), Enclave: leaving.Enclave()}
-
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
-	g0 := runtime.NumGoroutine()
-
-	res := &ScaleResult{Nodes: cfg.Nodes}
-	nodes := make([]*transport.Node, cfg.Nodes)
-	counts := make([]*counted, cfg.Nodes)
+// scaleCmd is `migsim scale`: a scale study in virtual time (the default),
+// or with -sockets the mass migration over real loopback WebSockets.
+func scaleCmd(ctx context.Context, args []string, out io.Writer) error {
 	var (
-		subWG    sync.WaitGroup // subscriptions end when their node is closed
-		causesMu sync.Mutex
-		causes   = map[string]int{}
+		c          vscale.Config
+		asJSON     bool
+		sockets    bool
+		plotDir    string
+		goodbyeGap time.Duration
+		fs         = newFlagSet("scale")
 	)
-	defer subWG.Wait()
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		var wg sync.WaitGroup
-		for _, n := range nodes {
-			if n != nil {
-				wg.Go(func() { _ = n.Close(cctx) })
-			}
-		}
-		wg.Wait()
-	}()
-	start := time.Now()
-	for i := range nodes {
-		c := &counted{seen: map[string]int{}}
-		counts[i] = c
-		n, err := transport.New(transport.Config{
-			Identity: transport.Identity{NodeID: fmt.Sprintf("t%04d", i), Enclave: substratetest.DefaultEnclave, Address: "127.0.0.1"},
-			Secret:   secret, DeliveryBuffer: 64,
-			Tuning: engine.Tuning{OverlapGrace: 100 * time.Millisecond, OverlapMax: 5 * time.Second,
-				RejoinBackoff: 100 * time.Millisecond, RejoinBackoffMax: time.Second},
-			Handler: func(g transport.Gossip) {
-				c.mu.Lock()
-				c.seen[g.Message.MessageID]++
-				c.mu.Unlock()
-			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		nodes[i] = n
-		ch := n.Subscribe(64)
-		subWG.Go(func() {
-			for tr := range ch {
-				c.mu.Lock()
-				switch {
-				case tr.Step.Event == fsm.Goodbye && c.goodbyeAt.IsZero():
-					c.goodbyeAt = tr.At
-				case tr.Step.Event == fsm.HandshakeOK && !c.goodbyeAt.IsZero() && c.welcomeAt.IsZero():
-					c.welcomeAt = tr.At
-				}
-				c.mu.Unlock()
-				if p := tr.Step.Path; p == fsm.PathCancel || p == fsm.PathContinue || p == fsm.PathDetach {
-					causesMu.Lock()
-					causes[string(tr.Step.Event)+": "+trimReason(tr.Reason)]++
-					causesMu.Unlock()
-				}
-			}
-		})
-		if err := n.Attach(ctx, target); err != nil {
-			return nil, err
-		}
+	fs.IntVar(&c.Nodes, "nodes", 1000, "transient nodes")
+	fs.IntVar(&c.Substrates, "substrates", 0, "substrates (default nodes/500, at least 4)")
+	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the network, round trips, churn, noise and engines: the same seed gives the same numbers")
+	fs.IntVar(&c.MaxChildren, "max-children", 0, "capacity of every substrate (default REPRAM's 100, or 1.5 × the mean load when 100 cannot hold the nodes)")
+	fs.IntVar(&c.Peers, "peers", 0, "peers each substrate knows, named as alternatives (partial mesh; default 4)")
+	fs.IntVar(&c.Regions, "regions", 0, "regions the substrates fall in, for round trips and noise (default 8)")
+	fs.DurationVar(&c.RTT, "rtt", 0, "median round trip to a substrate of region 0 (default 5ms; region r adds r × -rtt-step)")
+	fs.DurationVar(&c.RTTStep, "rtt-step", 0, "round trip added per region (default 2ms)")
+	fs.Float64Var(&c.RTTSigma, "rtt-sigma", 0, "sigma of each link's log-normal round-trip factor (default 0.3; negative: none)")
+	fs.Float64Var(&c.Noise, "noise", 0, "factor one region's round trips take during a noise burst (0: none)")
+	fs.Float64Var(&c.Churn, "churn", 0, "substrates a minute that shut down gracefully and come back 30 s later (0: only s0 leaves)")
+	fs.DurationVar(&c.Shutdown, "shutdown-at", 0, "when substrate s0 shuts down gracefully (default 5s)")
+	fs.Float64Var(&c.PublishRate, "publish-rate", 0, "writes a second every substrate hears (default 2; with -sockets 20)")
+	fs.DurationVar(&c.Duration, "duration", 0, "virtual time simulated (default 15s)")
+	fs.DurationVar(&c.Cycle, "cycle", 0, "each node's evaluation cycle (default 1s; negative: no policy)")
+	fs.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
+	fs.StringVar(&plotDir, "plot", "", "write "+strings.Join(scaleplot.Files, ", ")+" (gonum/plot) into this directory")
+	fs.BoolVar(&sockets, "sockets", false, "instead: a mass migration over real loopback WebSockets, both ends in this process (-nodes, -publish-rate, -goodbye-gap, -json)")
+	fs.DurationVar(&goodbyeGap, "goodbye-gap", 500*time.Millisecond, "-sockets: gap between the leaving substrate's two goodbyes")
+	fs.Usage = usage(fs, "migsim scale [flags]", "A scale study in virtual time (transport/simnet driving the engine), or -sockets over loopback.")
+	if err := parse(fs, args); err != nil {
+		return err
 	}
-	settled := func(n *transport.Node, not string) bool {
-		st := n.Status()
-		return st.Primary.ID != "" && st.Primary.ID != not && len(st.Candidates) == 0 &&
-			(st.State == fsm.Attached || st.State == fsm.Cooldown)
-	}
-	if err := waitAll(ctx, nodes, 60*time.Second, func(n *transport.Node) bool { return settled(n, "") }); err != nil {
-		return nil, fmt.Errorf("scale: attaching %d nodes: %w", cfg.Nodes, err)
-	}
-	res.AttachSeconds = time.Since(start).Seconds()
-	runtime.GC()
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
-	used := float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)
-	res.KiBPerNode = math.Round(used/float64(cfg.Nodes)/1024*10) / 10
-	res.GoroutinesPerNode = math.Round(float64(runtime.NumGoroutine()-g0)/float64(cfg.Nodes)*10) / 10
-
-	var (
-		pubMu     sync.Mutex
-		published []string
-		quit      = make(chan struct{})
-		pubDone   = make(chan struct{})
-	)
-	go func() {
-		defer close(pubDone)
-		gap := time.Duration(float64(time.Second) / math.Max(cfg.PublishRate, 0.1))
-		t := time.NewTicker(gap)
-		defer t.Stop()
-		for {
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-			}
-			msg, err := mesh.Publish(wire.Message{From: "migsim-publisher", Data: []byte("v")})
-			if err != nil {
-				return
-			}
-			pubMu.Lock()
-			published = append(published, msg.MessageID)
-			pubMu.Unlock()
-		}
-	}()
-	stopPub := func() {
-		select {
-		case <-quit:
-		default:
-			close(quit)
-		}
-		<-pubDone
-	}
-	defer stopPub()
-	sleep(ctx, cfg.Settle)
-	byeAt := time.Now()
-	var byeWG sync.WaitGroup
-	byeWG.Go(func() { leaving.Shutdown(nil, true) })
-	err := waitAll(ctx, nodes, 60*time.Second, func(n *transport.Node) bool { return settled(n, leaving.ID()) })
-	res.RehomeSeconds = math.Round(time.Since(byeAt).Seconds()*1000) / 1000
-	byeWG.Wait()
-	if err != nil {
-		return nil, fmt.Errorf("scale: rehoming: %w", err)
-	}
-	sleep(ctx, cfg.Settle)
-	stopPub()
-
-	pubMu.Lock()
-	ids := published
-	pubMu.Unlock()
-	res.Published = len(ids)
-	res.Owed = len(ids) * cfg.Nodes
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res.Delivered, res.DuplicatesDelivered = 0, 0
-		for _, c := range counts {
-			c.mu.Lock()
-			for _, id := range ids {
-				if n := c.seen[id]; n > 0 {
-					res.Delivered++
-					res.DuplicatesDelivered += n - 1
-				}
-			}
-			c.mu.Unlock()
-		}
-		if res.Delivered == res.Owed || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	res.Lost = res.Owed - res.Delivered
-	var welcomeMs []float64
-	for _, c := range counts {
-		c.mu.Lock()
-		if !c.welcomeAt.IsZero() {
-			welcomeMs = append(welcomeMs, float64(c.welcomeAt.Sub(c.goodbyeAt).Microseconds())/1000)
-		}
-		c.mu.Unlock()
-	}
-	res.WelcomeSamples = len(welcomeMs)
-	res.WelcomeMsP50, res.WelcomeMsP99 = percentile(welcomeMs, 50), percentile(welcomeMs, 99)
-	res.WelcomeMsMax = percentile(welcomeMs, 100)
-	causesMu.Lock()
-	res.Causes = maps.Clone(causes)
-	causesMu.Unlock()
-	for _, n := range nodes {
-		st := n.Status()
-		if settled(n, leaving.ID()) {
-			res.Rehomed++
-		}
-		res.Migrations += st.Stats.Migrations
-		res.Accelerated += st.Stats.Accelerated
-		res.ContinuedAlone += st.Stats.ContinuedAlone
-		res.Cancelled += st.Stats.Cancelled
-		res.Detaches += st.Stats.Detaches
-	}
-	return res, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
-}
-
-// waitAll polls until cond holds for every node.
-func waitAll(ctx context.Context, nodes []*transport.Node, bound time.Duration, cond func(*transport.Node) bool) error {
-	deadline := time.Now().Add(bound)
-	for {
-		missing := 0
-		for _, n := range nodes {
-			if !cond(n) {
-				missing++
-			}
-		}
-		if missing == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d nodes not there after %v", missing, len(nodes), bound)
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func runScale(ctx context.Context, f flags, out io.Writer) error {
-	rate := f.publishRate
-	if !f.set["publish-rate"] {
-		rate = 20
-	}
-	// Both ends of every link share this process's heap, so the collector
-	// works for 2N WebSocket endpoints and N nodes at once, and its pauses
-	// and assists delay the handshakes the goodbye gap is racing. A real
-	// node runs alone in its process; collect less often here unless the
-	// user chose GOGC.
 	gc := "GOGC=" + os.Getenv("GOGC")
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(scaleGCPercent))
 		gc = fmt.Sprintf("GC percent %d (set GOGC to override)", scaleGCPercent)
 	}
-	if !f.json {
-		fmt.Fprintf(out, "migsim scale -sockets -nodes %d: %d transient nodes attach to substrate \"leaving\" (mesh of 3 substrates on loopback),\n"+
-			"a publisher sends %.0f msg/s into the mesh, then \"leaving\" shuts down: goodbye twice (%v apart) to all its children,\n"+
-			"naming stay-a and stay-b as alternatives. Every node must rehome make-before-break without losing a message.\n"+
-			"Both ends of every link run in this process: %s.\n\n",
-			f.nodes, f.nodes, rate, f.goodbyeGap, gc)
+	if sockets {
+		rateSet := false
+		fs.Visit(func(f *flag.Flag) { rateSet = rateSet || f.Name == "publish-rate" })
+		return scaleSockets(ctx, c, rateSet, goodbyeGap, asJSON, gc, out)
 	}
-	res, err := Scale(ctx, ScaleConfig{Nodes: f.nodes, PublishRate: rate, GoodbyeGap: f.goodbyeGap, Settle: time.Second})
+	res, err := vscale.Run(c)
 	if err != nil {
 		return err
 	}
-	if f.json {
-		if err := WriteJSON(out, res); err != nil {
+	if asJSON {
+		err = writeJSON(out, res)
+	} else {
+		vscale.WriteReport(out, res)
+	}
+	if err != nil {
+		return err
+	}
+	if plotDir != "" {
+		if err := scaleplot.Write(plotDir, res); err != nil {
+			return err
+		}
+		if !asJSON {
+			fmt.Fprintf(out, "\nplots written to %s\n", plotDir)
+		}
+	}
+	if res.Failed() {
+		return errFailed
+	}
+	return nil
+}
+
+// scaleSockets is `migsim scale -sockets`: the mass migration over real
+// loopback WebSockets (publish rate 20 unless given).
+func scaleSockets(ctx context.Context, c vscale.Config, rateSet bool, gap time.Duration, asJSON bool, gc string, out io.Writer) error {
+	cfg := sockscale.Config{Nodes: c.Nodes, PublishRate: c.PublishRate, GoodbyeGap: gap, Settle: time.Second}
+	if !rateSet {
+		cfg.PublishRate = 20
+	}
+	if !asJSON {
+		sockscale.WriteHeader(out, cfg, gc)
+	}
+	res, err := sockscale.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		if err := writeJSON(out, res); err != nil {
 			return err
 		}
 	} else {
-		rows := [][]string{
-			{"nodes", fmt.Sprint(res.Nodes), ""},
-			{"attach_s", fmt.Sprintf("%.2f", res.AttachSeconds), "until every node was attached (sequential Attach calls)"},
-			{"rehome_s", fmt.Sprintf("%.3f", res.RehomeSeconds), "from the first goodbye until every node was attached elsewhere"},
-			{"rehomed", fmt.Sprintf("%d / %d", res.Rehomed, res.Nodes), ""},
-			{"published", fmt.Sprint(res.Published), "messages published while the nodes were attached"},
-			{"owed", fmt.Sprint(res.Owed), "published × nodes"},
-			{"delivered", fmt.Sprint(res.Delivered), "distinct (node, message) deliveries"},
-			{"lost", fmt.Sprint(res.Lost), ""},
-			{"duplicates_delivered", fmt.Sprint(res.DuplicatesDelivered), ""},
-			{"migrations", fmt.Sprint(res.Migrations), "overlap_done before the leaving substrate closed"},
-			{"accelerated", fmt.Sprint(res.Accelerated), "old link closed mid-overlap, new one promoted"},
-			{"continued_alone", fmt.Sprint(res.ContinuedAlone), "old link closed before the new welcome"},
-			{"cancelled", fmt.Sprint(res.Cancelled), ""},
-			{"welcome_ms", fmt.Sprintf("p50 %.0f  p99 %.0f  max %.0f", res.WelcomeMsP50, res.WelcomeMsP99, res.WelcomeMsMax),
-				fmt.Sprintf("goodbye taken → new welcome, per node; the leaving substrate closes just over %v after its first goodbye", f.goodbyeGap)},
-			{"kib_per_node", fmt.Sprint(res.KiBPerNode), "heap + stacks per attached node; this process hosts both ends of each WebSocket"},
-			{"goroutines_per_node", fmt.Sprint(res.GoroutinesPerNode), "both ends"},
-		}
-		for i := range rows {
-			rows[i][0] = "  " + rows[i][0]
-		}
-		writeColumns(out, rows, 2)
-		if len(res.Causes) > 0 {
-			fmt.Fprintln(out, "\nwhy some migrations did not go the happy path (event: reason, count):")
-			for _, k := range slices.Sorted(maps.Keys(res.Causes)) {
-				fmt.Fprintf(out, "  %5d  %s\n", res.Causes[k], k)
-			}
-		}
+		sockscale.Write(out, cfg, res)
 	}
-	if res.Lost != 0 || res.DuplicatesDelivered != 0 || res.Rehomed != res.Nodes {
+	if res.Failed() {
 		return errFailed
 	}
 	return nil

@@ -75,11 +75,29 @@ func (n *node) owe(msg int32) {
 	}
 }
 
-// leaving notes that sub, which n is a child of, started a shutdown.
+// leaving notes that sub, which n is a child of, started a shutdown. A
+// node already holding a welcomed link to another substrate (mid-overlap
+// away from sub) has its new home: its rehome time is 0, not the time to
+// some later welcome.
 func (n *node) leaving(s *Sim, sub *substrate) {
-	if n.goodbyeAt < 0 {
-		n.goodbyeAt, n.leftSub = s.now, sub
+	if n.goodbyeAt >= 0 {
+		return
 	}
+	for _, lk := range n.links {
+		if lk.welcomed && !lk.closed && lk.sub != sub {
+			s.rehomed(n, 0)
+			return
+		}
+	}
+	n.goodbyeAt, n.leftSub = s.now, sub
+}
+
+// rehomed records n's rehome time d.
+func (s *Sim) rehomed(n *node, d int64) {
+	n.rehome = d
+	n.rehomes++
+	s.rehome = append(s.rehome, time.Duration(d))
+	n.goodbyeAt, n.leftSub = -1, nil
 }
 
 func (n *node) link(id engine.LinkID) *simLink {
@@ -343,10 +361,7 @@ func (s *Sim) toNodeArrived(lk *simLink, e event) {
 			n.everLinked, n.noLinkSince = true, -1
 		}
 		if n.goodbyeAt >= 0 && lk.sub != n.leftSub {
-			n.rehome = s.now - n.goodbyeAt
-			n.rehomes++
-			s.rehome = append(s.rehome, time.Duration(n.rehome))
-			n.goodbyeAt, n.leftSub = -1, nil
+			s.rehomed(n, s.now-n.goodbyeAt)
 		}
 		s.step(n, engine.Welcomed{Link: lk.id, Welcome: lk.sub.welcomeFor(s)})
 	case frGoodbye:

@@ -44,8 +44,9 @@ type NodeReport struct {
 	// Transitions counts the fsm transitions the engine took.
 	Transitions int
 	// Rehome is the time from the first goodbye of a substrate's graceful
-	// shutdown to the node's next welcome from another substrate (the last
-	// one if several); Rehomes counts them.
+	// shutdown to the node's next welcome from another substrate, 0 when it
+	// already held a welcomed link to another (the last one if several);
+	// Rehomes counts them.
 	Rehome  time.Duration
 	Rehomes int
 	// State and Primary are where the node ended.

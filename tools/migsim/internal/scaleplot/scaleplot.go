@@ -1,6 +1,6 @@
 // Package scaleplot draws a virtual-time scale study (package vscale) with
-// gonum/plot: the CDF of rehome times and the load per substrate before
-// and after the shutdown.
+// gonum/plot: the CDF of rehome times, the load per substrate before and
+// after the shutdown, and the migrations over time.
 package scaleplot
 
 import (
@@ -19,7 +19,7 @@ import (
 )
 
 // Files are the names Write gives its plots in the directory.
-var Files = []string{"rehome-cdf.svg", "load.svg"}
+var Files = []string{"rehome-cdf.svg", "load.svg", "migrations.svg"}
 
 // Write writes Files into dir (created if missing).
 func Write(dir string, r vscale.Result) error {
@@ -34,7 +34,11 @@ func Write(dir string, r vscale.Result) error {
 	if err != nil {
 		return err
 	}
-	for i, p := range []*plot.Plot{cdf, load} {
+	over, err := OverTime(r)
+	if err != nil {
+		return err
+	}
+	for i, p := range []*plot.Plot{cdf, load, over} {
 		if err := p.Save(16*vg.Centimeter, 10*vg.Centimeter, filepath.Join(dir, Files[i])); err != nil {
 			return fmt.Errorf("scaleplot: %w", err)
 		}
@@ -111,4 +115,53 @@ func Load(before, after []int, capacity int) (*plot.Plot, error) {
 	p.Y.Min, p.Legend.Top = 0, true
 	p.Y.Max = max(p.Y.Max, float64(capacity)*1.1)
 	return p, nil
+}
+
+// OverTime plots, per time bucket of the run (vscale.Bucket), the policy's
+// migrations completed and the forced changes of primary (goodbyes,
+// suspicions, deaths), as steps.
+func OverTime(r vscale.Result) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("migrations over time (%d by the policy, %d forced moves)", sum(r.MigrationsOver), sum(r.MovesOver))
+	p.X.Label.Text = "virtual time (s)"
+	p.Y.Label.Text = fmt.Sprintf("per %v", r.Bucket)
+	for i, counts := range [][]int{r.MigrationsOver, r.MovesOver} {
+		if len(counts) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(Buckets(counts, r.Bucket))
+		if err != nil {
+			return nil, fmt.Errorf("scaleplot: %w", err)
+		}
+		l.StepStyle = plotter.PostStep
+		if i == 1 {
+			l.Color = color.RGBA{R: 200, G: 60, B: 40, A: 255}
+		}
+		p.Add(l)
+		p.Legend.Add([]string{"policy migrations", "forced moves (goodbye, suspicion, death)"}[i], l)
+	}
+	p.Add(plotter.NewGrid())
+	p.Y.Min, p.Legend.Top = 0, true
+	return p, nil
+}
+
+// Buckets are counts as points: x the start of each bucket of width w in
+// seconds, y its count, and a last point closing the last bucket.
+func Buckets(counts []int, w time.Duration) plotter.XYs {
+	pts := make(plotter.XYs, 0, len(counts)+1)
+	for k, n := range counts {
+		pts = append(pts, plotter.XY{X: (time.Duration(k) * w).Seconds(), Y: float64(n)})
+	}
+	if len(counts) > 0 {
+		pts = append(pts, plotter.XY{X: (time.Duration(len(counts)) * w).Seconds(), Y: float64(counts[len(counts)-1])})
+	}
+	return pts
+}
+
+func sum(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
 }

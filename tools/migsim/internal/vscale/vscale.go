@@ -19,6 +19,7 @@ import (
 
 	"github.com/repram/handover/fsm"
 	"github.com/repram/handover/policy"
+	"github.com/repram/handover/tools/migsim/internal/timeline"
 	"github.com/repram/handover/transport/engine"
 	"github.com/repram/handover/transport/simnet"
 )
@@ -179,7 +180,21 @@ type Result struct {
 	Rehome     []time.Duration `json:"-"`
 	LoadBefore []int           `json:"-"`
 	LoadAfter  []int           `json:"-"`
+	// MigrationsOver[k] counts the policy migrations (those Migrations
+	// counts) completed in [k×Bucket, (k+1)×Bucket) of virtual time, and
+	// MovesOver[k] the forced changes of primary (a goodbye, a suspicion,
+	// a death) in it, for the migrations-over-time plot.
+	Bucket         time.Duration `json:"-"`
+	MigrationsOver []int         `json:"-"`
+	MovesOver      []int         `json:"-"`
 }
+
+// Bucket is the width of Result's time buckets.
+const Bucket = 250 * time.Millisecond
+
+// bucketOf is the bucket of n that virtual time at falls in; the last
+// holds what comes at or after the end.
+func bucketOf(at time.Duration, n int) int { return min(int(at/Bucket), n-1) }
 
 // Failed reports whether a message was lost or delivered twice.
 func (r Result) Failed() bool { return r.Lost != 0 || r.Duplicates != 0 }
@@ -210,13 +225,14 @@ func Run(c Config) (Result, error) {
 		tracks[i] = nodeTrack{prim: -1, lastFrom: -1}
 	}
 	window := int64(c.Policy.WithDefaults().PingPongWindow)
-	var res Result
+	buckets := int((c.Duration + Bucket - 1) / Bucket)
+	res := Result{Bucket: Bucket, MigrationsOver: make([]int, buckets), MovesOver: make([]int, buckets)}
 	cycle := c.Cycle
 	region := func(sub int) int { return sub * c.Regions / c.Substrates }
 	onTransition := func(id simnet.NodeID, tr engine.Transition) {
 		t := &tracks[id]
 		st := tr.Step
-		if slices.Contains(switchStarts, st.Path) && t.cause == "" {
+		if slices.Contains(timeline.SwitchStarts, st.Path) && t.cause == "" {
 			t.cause = st.Path
 		}
 		if st.Path == fsm.PathCancel || st.Path == fsm.PathDetach {
@@ -229,13 +245,19 @@ func Run(c Config) (Result, error) {
 		if p < 0 || p == t.prim {
 			return
 		}
-		if t.prim >= 0 && t.cause == fsm.PathMigrate && st.Path == fsm.PathMigrate {
+		k := bucketOf(tr.At.Sub(epoch), len(res.MigrationsOver))
+		switch {
+		case t.prim < 0: // the first attach
+		case t.cause == fsm.PathMigrate && st.Path == fsm.PathMigrate:
 			res.Migrations++
+			res.MigrationsOver[k]++
 			cyc := tr.At.Sub(epoch).Nanoseconds() / max(int64(cycle), 1)
 			if isPingPong(t.lastFrom, p, t.lastCycle, cyc, window) {
 				res.PingPongs++
 			}
 			t.lastFrom, t.lastCycle = t.prim, cyc
+		default:
+			res.MovesOver[k]++
 		}
 		t.prim, t.cause = p, ""
 	}
@@ -372,15 +394,11 @@ func Run(c Config) (Result, error) {
 // migration left in cycle last, within window cycles (inclusive: the
 // policy package's and migsim run's definition).
 func isPingPong(lastFrom, to int32, last, cyc, window int64) bool {
-	return lastFrom >= 0 && lastFrom == to && cyc-last <= window
+	return lastFrom >= 0 && lastFrom == to && timeline.InPingPongWindow(last, cyc, window)
 }
 
 // epoch is virtual time zero as the engines see it.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// switchStarts are the paths on which a node sets out to change its
-// primary (as in migsim's run).
-var switchStarts = []fsm.Path{fsm.PathMigrate, fsm.PathForced, fsm.PathSuspect, fsm.PathReattach}
 
 // liveLoad is the children of every live, visible substrate.
 func liveLoad(r simnet.Report) []int {

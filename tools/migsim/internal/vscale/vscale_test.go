@@ -14,6 +14,7 @@ func small(seed uint64) Config {
 }
 
 func TestRunSeedReproduces(t *testing.T) {
+	t.Parallel()
 	a, err := Run(small(7))
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +38,7 @@ func TestRunSeedReproduces(t *testing.T) {
 }
 
 func TestRunGracefulShutdownLosesNothing(t *testing.T) {
+	t.Parallel()
 	r, err := Run(Config{Nodes: 400, Substrates: 8, Duration: 10 * time.Second, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +62,41 @@ func TestRunGracefulShutdownLosesNothing(t *testing.T) {
 	}
 	if r.Owed == 0 || r.Delivered < r.Owed {
 		t.Errorf("owed %d delivered %d", r.Owed, r.Delivered)
+	}
+	// Over time: every migration counted falls in a bucket of the run, and
+	// the forced moves come with s0's shutdown, not before.
+	if len(r.MigrationsOver) != int(r.Config.Duration/Bucket) || len(r.MovesOver) != len(r.MigrationsOver) {
+		t.Fatalf("%d and %d buckets of %v over %v", len(r.MigrationsOver), len(r.MovesOver), r.Bucket, r.Config.Duration)
+	}
+	sum := func(xs []int) int {
+		n := 0
+		for _, x := range xs {
+			n += x
+		}
+		return n
+	}
+	shut := int(r.Config.Shutdown / Bucket)
+	if got := sum(r.MigrationsOver); got != r.Migrations || r.Migrations == 0 {
+		t.Errorf("migrations over time sum to %d, migrations %d", got, r.Migrations)
+	}
+	if before, after := sum(r.MovesOver[:shut]), sum(r.MovesOver[shut:]); before != 0 || after < r.Rehomes {
+		t.Errorf("forced moves %d before s0's shutdown, %d after: want 0, then at least its %d rehomes", before, after, r.Rehomes)
+	}
+	// s0's children change primary by the time it closes, 500 ms after its
+	// first goodbye (then a round trip at most).
+	if closed := int((r.Config.Shutdown + 600*time.Millisecond) / Bucket); sum(r.MovesOver[shut:closed+1]) != sum(r.MovesOver) {
+		t.Errorf("forced moves over time %v: want them all between s0's goodbye (bucket %d) and its close (bucket %d)", r.MovesOver, shut, closed)
+	}
+}
+
+func TestBucketOf(t *testing.T) {
+	for _, c := range []struct {
+		at   time.Duration
+		want int
+	}{{0, 0}, {Bucket - 1, 0}, {Bucket, 1}, {3*Bucket + 1, 3}, {9 * Bucket, 3}} {
+		if got := bucketOf(c.at, 4); got != c.want {
+			t.Errorf("bucketOf(%v, 4) = %d, want %d", c.at, got, c.want)
+		}
 	}
 }
 

@@ -1,16 +1,17 @@
-package main
+package run
 
 import (
 	"fmt"
 	"time"
 
-	"github.com/repram/handover/fsm"
 	"github.com/repram/handover/policy"
+	"github.com/repram/handover/tools/migsim/internal/scenario"
+	"github.com/repram/handover/tools/migsim/internal/timeline"
 	"github.com/repram/handover/transport/engine"
 	"github.com/repram/handover/transport/simnet"
 )
 
-// RunVirtual runs the scenario in virtual time over transport/simnet: the
+// Virtual runs the scenario in virtual time over transport/simnet: the
 // same engine a transport.Node runs, no socket, no clock, the same result
 // for the same scenario every time. Each link's round trip is the latency
 // the scenario gives its substrate in the current cycle (over loopback it
@@ -19,8 +20,8 @@ import (
 // loopback; the decisions are the same (see TestBackendsAgree). A mute
 // substrate answers hellos after a day, and every corruption is a frame
 // that fails to decode.
-func RunVirtual(sc *Scenario, opt Options) (*Result, error) {
-	opt, err := opt.withDefaults()
+func Virtual(sc *scenario.Scenario, opt Options) (*Result, error) {
+	opt, err := opt.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -30,29 +31,23 @@ func RunVirtual(sc *Scenario, opt Options) (*Result, error) {
 		res.Alive[i] = make([]bool, sc.Cycles+1)
 	}
 	var (
-		entries []Entry
+		entries []timeline.Entry
 		prim    string
 		curC    int
-		armed   []Fault
+		armed   []scenario.Fault
 		dead    = make([]bool, len(sc.Substrates))
 		s       *simnet.Sim
 	)
-	add := func(e Entry) {
+	add := func(e timeline.Entry) {
 		e.At = s.Now()
 		e.Cycle = curC
 		entries = append(entries, e)
 	}
 	onTransition := func(_ simnet.NodeID, tr engine.Transition) {
-		e := Entry{Kind: KindTransition, Step: tr.Step, Primary: tr.Primary, Candidate: tr.Candidate, Reason: tr.Reason, PrevPrimary: prim}
+		e := timeline.Entry{Kind: timeline.KindTransition, Step: tr.Step, Primary: tr.Primary, Candidate: tr.Candidate, Reason: tr.Reason, PrevPrimary: prim}
 		prim = tr.Primary
 		add(e)
-		leaving := ""
-		switch {
-		case e.has(fsm.StartOverlap):
-			leaving = e.Primary
-		case e.letsPrimaryGo() && e.Step.Path == fsm.PathMigrate:
-			leaving = e.PrevPrimary
-		}
+		leaving := e.Leaving()
 		for i := 0; leaving != "" && i < len(armed); i++ {
 			if f := armed[i]; f.Substrate == leaving {
 				armed = append(armed[:i], armed[i+1:]...)
@@ -79,7 +74,7 @@ func RunVirtual(sc *Scenario, opt Options) (*Result, error) {
 	if err := s.AddSubstrate(simnet.SubstrateConfig{ID: "publisher", Enclave: "publisher", Hidden: true, RTT: time.Millisecond}); err != nil {
 		return nil, err
 	}
-	cfg := sc.transportConfig(sc.Node.ID)
+	cfg := sc.TransportConfig(sc.Node.ID)
 	dec, err := policy.NewStrategy(opt.Policy, cfg.Policy)
 	if err != nil {
 		return nil, err
@@ -102,7 +97,7 @@ func RunVirtual(sc *Scenario, opt Options) (*Result, error) {
 			curC = c
 			for _, p := range sc.Phases {
 				if p.From == c {
-					add(Entry{Kind: KindPhase, Reason: p.Name})
+					add(timeline.Entry{Kind: timeline.KindPhase, Reason: p.Name})
 				}
 			}
 			for _, f := range sc.Faults {
@@ -128,8 +123,8 @@ func RunVirtual(sc *Scenario, opt Options) (*Result, error) {
 			s.Observe(n, alive...)
 		})
 	}
-	// Drain as Run does (the longest a migration may take), then close the
-	// node as Run does.
+	// Drain as Sockets does (the longest a migration may take), then close the
+	// node as Sockets does.
 	end := time.Duration(sc.Cycles)*cycle + sc.Transport.OverlapMax.D() + time.Second
 	s.At(end, func() { s.Close(n) })
 	if err := s.Run(end); err != nil {
@@ -151,8 +146,8 @@ func RunVirtual(sc *Scenario, opt Options) (*Result, error) {
 }
 
 // applyVirtual applies fault f to the simulated network.
-func applyVirtual(s *simnet.Sim, sc *Scenario, f Fault, dead []bool, add func(Entry)) error {
-	i := sc.index(f.Substrate)
+func applyVirtual(s *simnet.Sim, sc *scenario.Scenario, f scenario.Fault, dead []bool, add func(timeline.Entry)) error {
+	i := sc.Index(f.Substrate)
 	switch f.Action {
 	case "refuse":
 		s.SetFull(f.Substrate, true)
@@ -182,6 +177,6 @@ func applyVirtual(s *simnet.Sim, sc *Scenario, f Fault, dead []bool, add func(En
 	default:
 		return fmt.Errorf("migsim run -virtual: fault %q has no virtual-time counterpart: run the scenario over sockets", f.Action)
 	}
-	add(Entry{Kind: KindFault, Primary: f.Substrate, Reason: faultActions[f.Action]})
+	add(timeline.Entry{Kind: timeline.KindFault, Primary: f.Substrate, Reason: scenario.FaultActions[f.Action]})
 	return nil
 }

@@ -1,4 +1,7 @@
-package main
+// Package scenario reads migsim's scenario files (testdata/scenarios): a
+// simulated REPRAM mesh, the latencies its substrates show the policy cycle
+// by cycle, the faults done to them, and the transport's timings.
+package scenario
 
 import (
 	"bytes"
@@ -15,6 +18,7 @@ import (
 	"github.com/repram/handover/policy"
 	"github.com/repram/handover/transport"
 	"github.com/repram/handover/transport/engine"
+	"github.com/repram/handover/transport/substratetest"
 )
 
 // Scenario is a simulated network, read from a JSON file in
@@ -98,7 +102,7 @@ type Phase struct {
 type Fault struct {
 	Cycle     int    `json:"cycle"`     // applied at the start of this cycle (or armed, with when)
 	Substrate string `json:"substrate"` // the substrate's id
-	Action    string `json:"action"`    // see faultActions
+	Action    string `json:"action"`    // see FaultActions
 	Value     string `json:"value"`     // the action's argument, when it takes one
 	// When "leaving", the fault is armed at Cycle and fires once the node
 	// starts leaving the substrate (overlap begins, or a break-before-make
@@ -107,8 +111,9 @@ type Fault struct {
 	After Duration `json:"after"`
 }
 
-// faultActions are the fault actions and what they do, for errors and docs.
-var faultActions = map[string]string{
+// FaultActions are the fault actions and what each does, for errors, docs
+// and timelines.
+var FaultActions = map[string]string{
 	"refuse":        "answer every hello with goodbye \"at capacity\"",
 	"mute":          "never answer hellos (handshake timeout)",
 	"welcome_delay": "delay each welcome by value (a duration)",
@@ -266,7 +271,7 @@ func (sc *Scenario) validate() error {
 		if !ids[f.Substrate] {
 			return fmt.Errorf("fault at cycle %d: unknown substrate %q", f.Cycle, f.Substrate)
 		}
-		if _, ok := faultActions[f.Action]; !ok {
+		if _, ok := FaultActions[f.Action]; !ok {
 			return fmt.Errorf("fault at cycle %d: unknown action %q: want one of %s", f.Cycle, f.Action, actionNames())
 		}
 		if f.When != "" && f.When != "leaving" {
@@ -278,7 +283,7 @@ func (sc *Scenario) validate() error {
 				return fmt.Errorf("fault %s at cycle %d: value %q: want a duration", f.Action, f.Cycle, f.Value)
 			}
 		case "corrupt":
-			if _, err := corruption(f.Value); err != nil {
+			if _, err := Corruption(f.Value); err != nil {
 				return fmt.Errorf("fault at cycle %d: %w", f.Cycle, err)
 			}
 		}
@@ -288,7 +293,7 @@ func (sc *Scenario) validate() error {
 
 func actionNames() string {
 	var out []string
-	for k := range faultActions {
+	for k := range FaultActions {
 		out = append(out, k)
 	}
 	slices.Sort(out)
@@ -341,8 +346,8 @@ func (sc *Scenario) Latency(i, c int) time.Duration {
 	return sc.lat[i][c]
 }
 
-// index returns the index of substrate id, or -1.
-func (sc *Scenario) index(id string) int {
+// Index returns the index of substrate id, or -1.
+func (sc *Scenario) Index(id string) int {
 	for i, s := range sc.Substrates {
 		if s.ID == id {
 			return i
@@ -362,19 +367,19 @@ func (sc *Scenario) PhaseAt(c int) string {
 	return name
 }
 
-// transportConfig is the node configuration the scenario implies.
-func (sc *Scenario) transportConfig(id string) transport.Config {
+// TransportConfig is the configuration of node id the scenario implies.
+func (sc *Scenario) TransportConfig(id string) transport.Config {
 	return transport.Config{
 		Identity: transport.Identity{NodeID: id, Enclave: sc.Node.Enclave, Address: "127.0.0.1"},
 		Secret:   []byte(sc.Secret),
 		Policy:   sc.Policy.Config(),
-		Tuning:   sc.Transport.tuning(sc.Cycle.D()),
+		Tuning:   sc.Transport.Tuning(sc.Cycle.D()),
 	}
 }
 
-// tuning is the engine tuning the timings imply; zero fields keep the
-// engine's defaults.
-func (t Timings) tuning(cycle time.Duration) engine.Tuning {
+// Tuning is the engine tuning the timings imply for an evaluation cycle;
+// zero fields keep the engine's defaults.
+func (t Timings) Tuning(cycle time.Duration) engine.Tuning {
 	return engine.Tuning{
 		HandshakeTimeout:  t.HandshakeTimeout.D(),
 		OverlapFloor:      t.OverlapFloor.D(),
@@ -384,4 +389,15 @@ func (t Timings) tuning(cycle time.Duration) engine.Tuning {
 		RejoinBackoff:     cycle / 4,
 		RejoinBackoffMax:  2 * cycle,
 	}
+}
+
+// Corruption is the substratetest corruption a "corrupt" fault's value
+// names.
+func Corruption(v string) (substratetest.Corruption, error) {
+	for c := substratetest.CorruptMalformed; c <= substratetest.CorruptBinary; c++ {
+		if c.String() == v {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("corrupt %q: want malformed, unsigned, bad-signature, null or binary", v)
 }

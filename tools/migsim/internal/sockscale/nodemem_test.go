@@ -1,4 +1,4 @@
-package main
+package sockscale
 
 import (
 	"context"
@@ -68,7 +68,7 @@ func TestNodeMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond)
 	g1, h1 := runtime.NumGoroutine(), heapNow()
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() { // a stream the candidate withholds: the overlap cannot end
@@ -94,7 +94,7 @@ func TestNodeMemory(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	waitState(ctx, t, n, fsm.Overlapping)
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
 	g2, h2 := runtime.NumGoroutine(), heapNow()
 	if st := n.Status().State; st != fsm.Overlapping {
 		t.Fatalf("state %s after the measure: the overlap figure would be wrong", st)

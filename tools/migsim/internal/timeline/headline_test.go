@@ -1,4 +1,4 @@
-package main
+package timeline
 
 import (
 	"testing"
@@ -26,13 +26,13 @@ func TestSwitchTimeEndsAtPromotion(t *testing.T) {
 		{At: ms(3300), Kind: KindFault, Reason: "a fault after the switch"},
 		tr(4000, fsm.PathSettle, "b", ""),
 	}
-	sw := switches(entries)
+	sw := Switches(entries)
 	if len(sw) != 1 || sw[0].From != "a" || sw[0].To != "b" || sw[0].Cause != fsm.PathMigrate || sw[0].Ms != 210 {
-		t.Fatalf("switches = %+v: want one policy switch a → b of 210 ms (dial at 3.000 s to promotion at 3.210 s)", sw)
+		t.Fatalf("Switches = %+v: want one policy switch a → b of 210 ms (dial at 3.000 s to promotion at 3.210 s)", sw)
 	}
-	migrations, times := switchStats(sw)
+	migrations, times := SwitchStats(sw)
 	if migrations != 1 || len(times) != 1 || times[0] != 210 {
-		t.Fatalf("switchStats = %d, %v: want 1 migration, [210]", migrations, times)
+		t.Fatalf("SwitchStats = %d, %v: want 1 migration, [210]", migrations, times)
 	}
 }
 
@@ -53,7 +53,7 @@ func TestPingPongWindowIsInclusive(t *testing.T) {
 		{1, fsm.PathForced, 0},
 	} {
 		moves := []Switch{{Cycle: 10, From: "a", To: "b", Cause: fsm.PathMigrate}, {Cycle: 10 + c.gap, From: "b", To: "a", Cause: c.cause}}
-		if got := pingPongs(moves, w); got != c.want {
+		if got := PingPongs(moves, w); got != c.want {
 			t.Errorf("back after %d cycles (%s), window %d: %d ping-pongs, want %d", c.gap, c.cause, w, got, c.want)
 		}
 	}
@@ -64,17 +64,36 @@ func TestPingPongWindowIsInclusive(t *testing.T) {
 // first forwarded to it, that instant included, and none before.
 func TestOwedFromTheFirstForward(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var r recorder
-	if r.owed(t0) {
+	if Owed(time.Time{}, t0) {
 		t.Fatal("owed before the node was ever forwarded to")
 	}
-	r.joinedAt = t0
 	for _, c := range []struct {
 		at   time.Time
 		want bool
 	}{{t0.Add(-time.Nanosecond), false}, {t0, true}, {t0.Add(time.Second), true}} {
-		if got := r.owed(c.at); got != c.want {
+		if got := Owed(t0, c.at); got != c.want {
 			t.Errorf("published at %v, joined at %v: owed %v, want %v", c.at.Sub(t0), time.Duration(0), got, c.want)
 		}
+	}
+}
+
+func TestPingPongsAndPercentiles(t *testing.T) {
+	moves := []Switch{
+		{Cycle: 5, From: "a", To: "b", Cause: fsm.PathMigrate},
+		{Cycle: 8, From: "b", To: "a", Cause: fsm.PathMigrate},  // back within the window
+		{Cycle: 40, From: "a", To: "b", Cause: fsm.PathMigrate}, // too late
+		{Cycle: 42, From: "b", To: "a", Cause: fsm.PathForced},  // forced: not a flap
+	}
+	if n := PingPongs(moves, 8); n != 1 {
+		t.Errorf("ping-pongs %d, want 1", n)
+	}
+	if p := Percentile([]float64{5, 1, 3, 2, 4}, 50); p != 3 {
+		t.Errorf("p50 %v, want 3", p)
+	}
+	if p := Percentile([]float64{5, 1, 3, 2, 4}, 99); p != 5 {
+		t.Errorf("p99 %v, want 5", p)
+	}
+	if p := Percentile(nil, 50); p != 0 {
+		t.Errorf("p50 of nothing %v", p)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package run
 
 import (
 	"context"
@@ -8,37 +8,40 @@ import (
 	"testing"
 
 	"github.com/repram/handover/fsm"
+	"github.com/repram/handover/tools/migsim/internal/scenario"
+	"github.com/repram/handover/tools/migsim/internal/timeline"
 )
 
 // steps is the timeline's transitions as (event, path, to) lines.
-func steps(entries []Entry) []string {
+func steps(entries []timeline.Entry) []string {
 	var out []string
 	for _, e := range entries {
-		if e.Kind == KindTransition {
+		if e.Kind == timeline.KindTransition {
 			out = append(out, fmt.Sprintf("%s %s → %s (primary %s)", e.Step.Event, e.Step.Path, e.Step.To, e.Primary))
 		}
 	}
 	return out
 }
 
-// TestBackendsAgree runs the short scenario (an enclave migration, a
-// latency migration, jitter, a candidate refusing at capacity, the old
-// substrate dying mid-overlap) over real loopback WebSockets and in
-// virtual time: the same transitions, event, path and target state, in the
-// same order, and nothing lost or duplicated on either. Times differ (a
+// TestBackendsAgree runs the tiny scenario (the short one's behaviours in
+// cycles of 30 ms: an enclave migration, a latency migration, a candidate
+// refusing at capacity, the old substrate dying mid-overlap) over real
+// loopback WebSockets and in virtual time: the same transitions, event,
+// path and target state, in the same order, and nothing lost or
+// duplicated on either. Times differ (a
 // virtual link's round trip is the scenario's latency, loopback's is not),
 // so the comparison leaves them out.
 func TestBackendsAgree(t *testing.T) {
 	t.Parallel()
-	sc, err := LoadScenario("short")
+	sc, err := scenario.LoadScenario("tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := RunVirtual(sc, Options{})
+	v, err := Virtual(sc, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := Run(context.Background(), sc, Options{})
+	r, err := Sockets(context.Background(), sc, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +57,7 @@ func TestBackendsAgree(t *testing.T) {
 	}
 	var paths []fsm.Path
 	for _, e := range v.Entries {
-		if e.Kind == KindTransition && !slices.Contains(paths, e.Step.Path) {
+		if e.Kind == timeline.KindTransition && !slices.Contains(paths, e.Step.Path) {
 			paths = append(paths, e.Step.Path)
 		}
 	}

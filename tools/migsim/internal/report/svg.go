@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"bytes"
@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/repram/handover/fsm"
+
+	"github.com/repram/handover/tools/migsim/internal/run"
+	"github.com/repram/handover/tools/migsim/internal/timeline"
 )
 
 // palette colours substrates in scenario order.
@@ -24,7 +27,8 @@ var markStyles = map[string]struct{ color, dash, label string }{
 	"break":      {"#222222", "6 3", "break-before-make: old closed"},
 }
 
-func writeSVGFile(path string, res *Result) error {
+// WriteSVGFile writes the plot of res (SVG) to path.
+func WriteSVGFile(path string, res *run.Result) error {
 	if err := os.WriteFile(path, SVG(res), 0o644); err != nil {
 		return fmt.Errorf("write plot: %w", err)
 	}
@@ -34,7 +38,7 @@ func writeSVGFile(path string, res *Result) error {
 // SVG plots a run: the latency fed to the policy for each substrate over
 // time, the primary as a band behind its curve and as a strip below, the
 // phases, and a mark for each migration, cancellation and acceleration.
-func SVG(res *Result) []byte {
+func SVG(res *run.Result) []byte {
 	sc := res.Scenario
 	const (
 		W, left, right, top = 1200.0, 70.0, 230.0, 80.0
@@ -101,7 +105,7 @@ func SVG(res *Result) []byte {
 	var segs []seg
 	cur, since := "", 0.0
 	for _, e := range res.Entries {
-		if e.Kind != KindTransition {
+		if e.Kind != timeline.KindTransition {
 			continue
 		}
 		if prim := e.Primary; prim != cur {
@@ -111,14 +115,14 @@ func SVG(res *Result) []byte {
 	}
 	segs = append(segs, seg{since, total, cur})
 	color := func(id string) string {
-		if i := sc.index(id); i >= 0 {
+		if i := sc.Index(id); i >= 0 {
 			return palette[i%len(palette)]
 		}
 		return "#999"
 	}
 	// Band behind the primary's curve.
 	for _, sg := range segs {
-		i := sc.index(sg.id)
+		i := sc.Index(sg.id)
 		if i < 0 {
 			continue
 		}
@@ -231,12 +235,12 @@ func SVG(res *Result) []byte {
 }
 
 // markKind classifies a timeline entry for the plot.
-func markKind(e Entry) string {
-	if e.Kind != KindTransition {
+func markKind(e timeline.Entry) string {
+	if e.Kind != timeline.KindTransition {
 		return ""
 	}
 	switch p := e.Step.Path; {
-	case breaks(e):
+	case e.Breaks():
 		return "break"
 	case e.Step.Event == fsm.OverlapDone:
 		return "migrate"
