@@ -11,14 +11,14 @@ import (
 )
 
 // compareCmd is `migsim compare`: ours and both baselines on one scenario,
-// over loopback WebSockets (and with -virtual in virtual time too).
+// over loopback WebSockets (and with -with-virtual in virtual time too).
 func compareCmd(ctx context.Context, args []string, out io.Writer) error {
 	var (
 		s  scenarioFlags
 		fs = newFlagSet("compare")
 	)
 	s.register(fs, "write a plot of each socket run: FILE for ours, then the baselines' strategy or policy before the extension (run.svg, run-break-before-make.svg, run-naive.svg)",
-		"add the same three runs in virtual time over simnet below the socket ones")
+		"with-virtual", "add the same three runs in virtual time over simnet below the socket ones")
 	fs.Usage = usage(fs, "migsim compare [flags]", "Runs ours, break-before-make and naive on one scenario at once and prints one table.")
 	if err := parse(fs, args); err != nil {
 		return err

@@ -65,11 +65,14 @@ type scenarioFlags struct {
 	policy        policyFlags
 }
 
-func (s *scenarioFlags) register(fs *flag.FlagSet, svg, virtual string) {
+// virtualFlag names the flag that brings in the virtual back-end: run's
+// "virtual" replaces the sockets, compare's "with-virtual" adds to them, so
+// one name never means two things.
+func (s *scenarioFlags) register(fs *flag.FlagSet, svg, virtualFlag, virtual string) {
 	fs.StringVar(&s.scenario, "scenario", "default", "scenario file, or a name in testdata/scenarios")
 	fs.StringVar(&s.svg, "svg", "", svg)
 	fs.BoolVar(&s.json, "json", false, "print the summary as one JSON object instead of the report")
-	fs.BoolVar(&s.virtual, "virtual", false, virtual)
+	fs.BoolVar(&s.virtual, virtualFlag, false, virtual)
 	s.policy.register(fs)
 }
 

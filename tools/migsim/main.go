@@ -19,7 +19,7 @@
 //	go run ./tools/migsim run -strategy break-before-make   the baseline: close, then dial
 //	go run ./tools/migsim run -virtual            the same scenario in virtual time over simnet
 //	go run ./tools/migsim compare                 ours and both baselines side by side
-//	go run ./tools/migsim compare -virtual        … on both back-ends
+//	go run ./tools/migsim compare -with-virtual        … on both back-ends
 //	go run ./tools/migsim replay -replay testdata/traces/jitter.csv -improvement 0.2 -cycles 3
 //	go run ./tools/migsim scale -nodes 100000 -substrates 200 -plot out
 //	go run ./tools/migsim scale -sockets -nodes 600

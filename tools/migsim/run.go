@@ -20,7 +20,7 @@ func runCmd(ctx context.Context, args []string, out io.Writer) error {
 		fs            = newFlagSet("run")
 	)
 	s.register(fs, "write a plot of the run to this SVG file",
-		"run in virtual time over simnet (the engine, no socket) instead of over loopback WebSockets")
+		"virtual", "run in virtual time over simnet (the engine, no socket) instead of over loopback WebSockets")
 	fs.StringVar(&strategy, "strategy", run.MakeBeforeBreak, "make-before-break or break-before-make")
 	fs.StringVar(&pol, "policy", string(policy.Hysteresis), "hysteresis or naive")
 	fs.BoolVar(&verbose, "v", false, "log the transport's transitions to stderr")
