@@ -1,12 +1,12 @@
 package transport
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,23 +42,114 @@ type link struct {
 	parks   atomic.Uint64                  // how many times the reader has waited for one
 	hello   chan struct{}                  // closed by sendHello
 	pings   chan time.Duration             // ping requests, with their timeout
+
+	mb mailbox // the link's reports, on their way to the loop
+}
+
+// mailboxMax bounds the reports a link's mailbox holds: a full one stops
+// its reader (and, through TCP, the substrate) and its pinger.
+const mailboxMax = 256
+
+// mailbox carries one link's reports to the event loop, in order, in
+// batches: the reader and the pinger append, and only a report that finds
+// the mailbox empty signals the loop (sends the link on ready), which then
+// takes every report there at once. While the loop is busy, a burst of
+// frames costs one signal and one wakeup per batch instead of a channel
+// send per frame, and there is nothing to flush: every report is the loop's
+// to take as soon as it is appended.
+type mailbox struct {
+	mu    sync.Mutex
+	q     []report
+	spare []report      // the loop's previous batch, emptied, for reuse
+	room  chan struct{} // while reporters wait for room: closed when the loop takes the reports
+}
+
+// report is one report of a link: a gossip frame decoded, or any other
+// input. Gossip is kept by value so that queueing it allocates nothing.
+type report struct {
+	in     engine.Input // nil for gossip
+	gossip engine.GossipReceived
 }
 
 // linkEnv is what a link needs from its node; kept narrow so links never
 // touch the loop's state.
 type linkEnv struct {
-	cfg     *Config
-	hello   []byte
-	dialOpt *websocket.DialOptions
-	post    func(engine.Input) bool // false once the node is closing
-	credits chan struct{}           // delivery credits: send to take, receive to return
-	wg      *sync.WaitGroup
+	cfg      *Config
+	hello    []byte
+	dialOpt  *websocket.DialOptions
+	ready    chan<- *link    // a link whose mailbox has reports, signalled once per batch
+	loopDone <-chan struct{} // closed when the event loop exits
+	credits  chan struct{}   // delivery credits: send to take, receive to return
+	wg       *sync.WaitGroup
 }
 
 func newLink(root context.Context, id engine.LinkID, target Substrate) *link {
 	ctx, cancel := context.WithCancel(root)
 	return &link{id: id, target: target, ctx: ctx, cancel: cancel, root: root,
 		hello: make(chan struct{}), pings: make(chan time.Duration, 1)}
+}
+
+// post hands one report to the loop, waiting while the mailbox is full;
+// false once the loop has exited.
+func (l *link) post(env linkEnv, r *report) bool {
+	mb := &l.mb
+	for {
+		mb.mu.Lock()
+		if len(mb.q) < mailboxMax {
+			mb.q = append(mb.q, *r)
+			first := len(mb.q) == 1
+			mb.mu.Unlock()
+			if !first {
+				return true // the loop has been signalled and has yet to take the batch
+			}
+			select {
+			case env.ready <- l:
+				return true
+			case <-env.loopDone:
+				return false
+			}
+		}
+		if mb.room == nil {
+			mb.room = make(chan struct{})
+		}
+		room := mb.room
+		mb.mu.Unlock()
+		select {
+		case <-room:
+		case <-env.loopDone:
+			return false
+		}
+	}
+}
+
+// postInput posts a report that is not gossip.
+func (l *link) postInput(env linkEnv, in engine.Input) bool {
+	return l.post(env, &report{in: in})
+}
+
+// take hands the loop every report in the mailbox, in order, and returns
+// the previous batch's memory for reuse; the loop calls [link.done] with the
+// batch once it has stepped through it.
+func (l *link) take() []report {
+	mb := &l.mb
+	mb.mu.Lock()
+	batch := mb.q
+	mb.q, mb.spare = mb.spare[:0], nil
+	room := mb.room
+	mb.room = nil
+	mb.mu.Unlock()
+	if room != nil {
+		close(room) // every waiting reporter: the reader and the pinger
+	}
+	return batch
+}
+
+// done gives back a batch from take, emptied of its references.
+func (l *link) done(batch []report) {
+	clear(batch)
+	l.mb.mu.Lock()
+	l.mb.spare = batch[:0]
+	l.mb.mu.Unlock()
 }
 
 // sendHello lets the link send hello once it is connected.
@@ -96,7 +187,7 @@ func (l *link) run(env linkEnv) {
 		_ = resp.Body.Close()
 	}
 	if err != nil {
-		env.post(engine.LinkClosed{Link: l.id, Err: fmt.Errorf("dial %s: %w", l.target.URL, err)})
+		l.postInput(env, engine.LinkClosed{Link: l.id, Err: fmt.Errorf("dial %s: %w", l.target.URL, err)})
 		return
 	}
 	// The library closes the link on frames past the hard limit; frames
@@ -107,7 +198,7 @@ func (l *link) run(env linkEnv) {
 	case <-l.hello:
 		if err := conn.Write(l.ctx, websocket.MessageText, env.hello); err != nil {
 			conn.CloseNow()
-			env.post(engine.LinkClosed{Link: l.id, Err: fmt.Errorf("send hello to %s: %w", l.target.URL, err)})
+			l.postInput(env, engine.LinkClosed{Link: l.id, Err: fmt.Errorf("send hello to %s: %w", l.target.URL, err)})
 			return
 		}
 	case <-l.ctx.Done():
@@ -164,7 +255,7 @@ func (l *link) pinger(env linkEnv, conn *websocket.Conn, readerDone <-chan struc
 		// ping, cannot have read the pong: an unanswered ping then proves
 		// nothing.
 		starved := err != nil && (l.starved.Load() || l.parks.Load() != parks)
-		if !env.post(engine.PingDone{Link: l.id, RTT: rtt, Err: err, Starved: starved}) {
+		if !l.postInput(env, engine.PingDone{Link: l.id, RTT: rtt, Err: err, Starved: starved}) {
 			return
 		}
 	}
@@ -177,41 +268,64 @@ func (l *link) read(env linkEnv, conn *websocket.Conn, done chan<- struct{}) {
 	defer env.wg.Done()
 	defer close(done)
 	var (
-		buf   bytes.Buffer
-		lim   io.LimitedReader
+		buf   []byte // reused: the decoded frame keeps nothing of it
 		frame wire.Frame
+		rep   report
 		dec   = wire.NewDecoder(env.cfg.Secret)
 	)
 	for {
 		typ, r, err := conn.Reader(context.Background())
 		if err != nil {
-			env.post(engine.LinkClosed{Link: l.id, Err: closeCause(err)})
+			l.postInput(env, engine.LinkClosed{Link: l.id, Err: closeCause(err)})
 			return
 		}
-		buf.Reset()
-		lim = io.LimitedReader{R: r, N: env.cfg.ReadLimit + 1}
-		n, err := io.Copy(&buf, &lim)
-		if err == nil && n > env.cfg.ReadLimit {
-			_, err = io.Copy(io.Discard, r)
-			if err == nil {
-				env.post(engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: over %d bytes", wire.ErrTooLarge, env.cfg.ReadLimit)})
-				continue
-			}
-		}
+		var over bool
+		buf, over, err = readMessage(r, buf, env.cfg.ReadLimit)
 		if err != nil {
-			env.post(engine.LinkClosed{Link: l.id, Err: closeCause(err)})
+			l.postInput(env, engine.LinkClosed{Link: l.id, Err: closeCause(err)})
 			return
 		}
-		if typ != websocket.MessageText {
-			env.post(engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: binary frame", wire.ErrMalformed)})
+		if over {
+			l.postInput(env, engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: over %d bytes", wire.ErrTooLarge, env.cfg.ReadLimit)})
 			continue
 		}
-		in := decodeInput(l.id, dec, buf.Bytes(), &frame)
-		if _, gossip := in.(engine.GossipReceived); gossip && !l.takeCredit(env.credits) {
+		if typ != websocket.MessageText {
+			l.postInput(env, engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: binary frame", wire.ErrMalformed)})
+			continue
+		}
+		decodeReport(l.id, dec, buf, &frame, &rep)
+		if rep.in == nil && !l.takeCredit(env.credits) {
 			return
 		}
-		if !env.post(in) {
+		if !l.post(env, &rep) {
 			return
+		}
+	}
+}
+
+// readMessage reads one message into buf's memory, growing it as needed
+// (to at most a little over limit), and returns it. A message over limit
+// bytes is read to its end and dropped: over is then true.
+func readMessage(r io.Reader, buf []byte, limit int64) (msg []byte, over bool, err error) {
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				_, err := io.Copy(io.Discard, r)
+				return buf[:0], true, err
+			}
+			buf = slices.Grow(buf, int(min(max(2*int64(cap(buf)), 4096), limit+1))-len(buf))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			if int64(len(buf)) > limit {
+				return buf[:0], true, nil
+			}
+			return buf, false, nil
+		case err != nil:
+			return buf[:0], false, err
 		}
 	}
 }
@@ -235,24 +349,28 @@ func (l *link) takeCredit(credits chan<- struct{}) bool {
 	}
 }
 
-// decodeInput turns one frame into the engine's input, decoding it in one
-// pass into f (reused from frame to frame).
-func decodeInput(id engine.LinkID, dec *wire.Decoder, frame []byte, f *wire.Frame) engine.Input {
+// decodeReport turns one frame into the engine's input, decoding it in one
+// pass into f (reused from frame to frame), and writes it to *r.
+func decodeReport(id engine.LinkID, dec *wire.Decoder, frame []byte, f *wire.Frame, r *report) {
+	*r = report{}
 	if err := dec.Decode(frame, f); err != nil {
-		return engine.FrameRejected{Link: id, Err: err}
+		r.in = engine.FrameRejected{Link: id, Err: err}
+		return
 	}
 	switch {
 	case f.Type == wire.TypeWelcome:
-		return engine.Welcomed{Link: id, Welcome: f.Welcome}
+		r.in = engine.Welcomed{Link: id, Welcome: f.Welcome}
 	case f.Type == wire.TypeGoodbye:
-		return engine.GoodbyeReceived{Link: id, Goodbye: f.Goodbye}
+		r.in = engine.GoodbyeReceived{Link: id, Goodbye: f.Goodbye}
 	case f.Type.IsGossip():
 		if f.Message.Type == "PUT" && f.Message.MessageID == "" {
-			return engine.FrameRejected{Link: id, Err: fmt.Errorf("%w: PUT without message_id cannot be deduplicated", wire.ErrMalformed)}
+			r.in = engine.FrameRejected{Link: id, Err: fmt.Errorf("%w: PUT without message_id cannot be deduplicated", wire.ErrMalformed)}
+			return
 		}
-		return engine.GossipReceived{Link: id, Type: f.Type, Message: f.Message}
+		r.gossip = engine.GossipReceived{Link: id, Type: f.Type, Message: f.Message}
+	default:
+		r.in = engine.FrameRejected{Link: id, Err: fmt.Errorf("%w: a substrate never sends %s", wire.ErrMalformed, f.Type)}
 	}
-	return engine.FrameRejected{Link: id, Err: fmt.Errorf("%w: a substrate never sends %s", wire.ErrMalformed, f.Type)}
 }
 
 // closeCause turns a read error into the reason reported with LinkClosed.

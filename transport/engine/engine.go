@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -149,7 +150,7 @@ func (e *Engine) Step(now time.Time, in Input) ([]Effect, error) {
 		e.linkClosed(in)
 	case Tick:
 	default:
-		panic(fmt.Sprintf("engine: unknown input %T", in))
+		panic(fmt.Sprintf("engine: unknown input %v", reflect.TypeOf(in)))
 	}
 	if !e.closed {
 		e.deadlines()
