@@ -22,20 +22,26 @@ import (
 )
 
 // blaster is a substrate that does nothing but welcome one child and then
-// write it signed puts as fast as the link takes them, each with its own
-// message id, encoded and signed before the clock starts: the receive
-// path's source, costing the machine only its writes.
+// send it signed puts as fast as the link takes them, each with its own
+// message id: the receive path's source. The WebSocket library accepts the
+// link, reads the hello, writes the welcome and answers pings and the close;
+// the puts are encoded, signed and framed (RFC 6455 text frames, as the
+// library frames them) before the clock starts, and written onto the same
+// connection 64 KiB at a time, between the library's own writes: the source
+// costs the shared machine little more than its system calls.
 type blaster struct {
 	srv    *httptest.Server
-	frames [][]byte
+	stream []byte // the puts, framed, back to back
+	ends   []int  // where each framed put ends in stream
 	secret []byte
 }
 
 func newBlaster(tb testing.TB, secret []byte, n int) *blaster {
 	tb.Helper()
-	b := &blaster{secret: secret, frames: putFrames(tb, secret, n)}
+	b := &blaster{secret: secret}
+	b.stream, b.ends = putStream(tb, secret, n)
 	b.srv = httptest.NewUnstartedServer(http.HandlerFunc(b.serve))
-	b.srv.Listener = coalescingListener{b.srv.Listener}
+	b.srv.Listener = sharedListener{b.srv.Listener}
 	b.srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		return context.WithValue(ctx, connKey{}, c)
 	}
@@ -47,66 +53,40 @@ func newBlaster(tb testing.TB, secret []byte, n int) *blaster {
 // connKey finds a request's connection in its context.
 type connKey struct{}
 
-// coalescingListener hands out connections that can coalesce their writes.
-type coalescingListener struct{ net.Listener }
+// sharedListener hands out connections that the library and the blaster
+// both write to.
+type sharedListener struct{ net.Listener }
 
-func (l coalescingListener) Accept() (net.Conn, error) {
+func (l sharedListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &coalescingConn{Conn: c}, nil
+	return &sharedConn{Conn: c}, nil
 }
 
-// coalescingConn is the blaster's socket. While coalescing, it gathers the
-// frames the WebSocket library writes, one write each, and sends them 64 KiB
-// at a time: what the socket carries is the same, but the source costs
-// the shared machine one system call per ~100 frames, as a busy substrate
-// whose frames queue in its socket buffer would, instead of one per frame.
-type coalescingConn struct {
+// sharedConn serialises the writes of the library (pongs and the close,
+// each a whole frame in one write while the blaster runs: they are far
+// smaller than its 4 KiB buffer) and of the blaster (whole frames only).
+type sharedConn struct {
 	net.Conn
-	mu         sync.Mutex
-	buf        []byte
-	coalescing bool
+	mu sync.Mutex
 }
 
-func (c *coalescingConn) Write(p []byte) (int, error) {
+func (c *sharedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.coalescing {
-		return c.Conn.Write(p)
-	}
-	c.buf = append(c.buf, p...)
-	if len(c.buf) >= 64<<10 {
-		return len(p), c.flushLocked()
-	}
-	return len(p), nil
+	return c.Conn.Write(p)
 }
 
-func (c *coalescingConn) flushLocked() error {
-	_, err := c.Conn.Write(c.buf)
-	c.buf = c.buf[:0]
-	return err
-}
-
-// coalesce starts or ends coalescing; ending it sends what is gathered.
-func (c *coalescingConn) coalesce(on bool) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.coalescing = on
-	if on {
-		return nil
-	}
-	return c.flushLocked()
-}
-
-// putFrames returns n signed puts of 256 bytes of data, message ids
-// 1795600001123456789-000000000 upwards, exactly as [wire.Encode] writes
-// them: one is encoded, and the others are that frame with the id's digits
-// and the signature rewritten (encoding each would take the setup of a
-// 300000-message run from a second to several). The first and the last are
-// checked against wire.Encode.
-func putFrames(tb testing.TB, secret []byte, n int) [][]byte {
+// putStream returns n signed puts of 256 bytes of data, message ids
+// 1795600001123456789-000000000 upwards, each framed as a WebSocket text
+// frame, back to back, and where each ends. The payloads are exactly what
+// [wire.Encode] writes: one is encoded, and the others are that frame with
+// the id's digits and the signature rewritten (encoding each would take the
+// setup of a 300000-message run from a second to several). The first and
+// the last are checked against wire.Encode.
+func putStream(tb testing.TB, secret []byte, n int) ([]byte, []int) {
 	tb.Helper()
 	const idPrefix = "1795600001123456789-"
 	now := time.Now().Unix()
@@ -118,20 +98,27 @@ func putFrames(tb testing.TB, secret []byte, n int) [][]byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	digits := bytes.Index(tmpl, []byte(idPrefix)) + len(idPrefix)
-	pStart := bytes.Index(tmpl, []byte(`"payload":`)) + len(`"payload":`)
-	sigAt := bytes.LastIndex(tmpl, []byte(`"signature":"`)) + len(`"signature":"`)
-	pEnd := len(tmpl) - 1 // the payload ends the envelope without a signature
+	if len(tmpl) < 126 || len(tmpl) > 0xffff {
+		tb.Fatalf("a put of %d bytes: the framing here is for 126 to 65535", len(tmpl))
+	}
+	// A server's text frame of 126 to 65535 bytes: FIN and opcode 1, no
+	// mask, length 126 and then the length in two bytes.
+	framed := append([]byte{0x81, 126, byte(len(tmpl) >> 8), byte(len(tmpl))}, tmpl...)
+	const hdr = 4
+	digits := hdr + bytes.Index(tmpl, []byte(idPrefix)) + len(idPrefix)
+	pStart := hdr + bytes.Index(tmpl, []byte(`"payload":`)) + len(`"payload":`)
+	sigAt := hdr + bytes.LastIndex(tmpl, []byte(`"signature":"`)) + len(`"signature":"`)
+	pEnd := len(framed) - 1 // the payload ends the envelope without a signature
 	if len(secret) > 0 {
 		pEnd = sigAt - len(`,"signature":"`)
 	}
 	mac := hmac.New(sha256.New, secret)
 	var sum [sha256.Size]byte
-	buf := make([]byte, n*len(tmpl))
-	frames := make([][]byte, n)
-	for i := range frames {
-		f := buf[i*len(tmpl) : (i+1)*len(tmpl) : (i+1)*len(tmpl)]
-		copy(f, tmpl)
+	stream := make([]byte, n*len(framed))
+	ends := make([]int, n)
+	for i := range ends {
+		f := stream[i*len(framed) : (i+1)*len(framed)]
+		copy(f, framed)
 		for j, v := digits+8, i; j >= digits; j, v = j-1, v/10 {
 			f[j] = byte('0' + v%10)
 		}
@@ -140,15 +127,15 @@ func putFrames(tb testing.TB, secret []byte, n int) [][]byte {
 			mac.Write(f[pStart:pEnd])
 			hex.Encode(f[sigAt:], mac.Sum(sum[:0]))
 		}
-		frames[i] = f
+		ends[i] = (i + 1) * len(framed)
 	}
 	for _, i := range []int{0, n - 1} {
 		want, err := wire.Encode(wire.TypePut, msg(i), secret)
-		if err != nil || !bytes.Equal(frames[i], want) {
-			tb.Fatalf("put %d: template frame\n%s\ndiffers from wire.Encode's\n%s (%v)", i, frames[i], want, err)
+		if got := stream[ends[i]-len(tmpl) : ends[i]]; err != nil || !bytes.Equal(got, want) {
+			tb.Fatalf("put %d: template frame\n%s\ndiffers from wire.Encode's\n%s (%v)", i, got, want, err)
 		}
 	}
-	return frames
+	return stream, ends
 }
 
 func (b *blaster) sub() Substrate {
@@ -170,17 +157,14 @@ func (b *blaster) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx = c.CloseRead(ctx) // pings are answered; ctx ends when the node closes the link
-	// The writes run under no context, which would cost the library a
-	// watcher per frame; they fail once the node closes the link.
-	conn := r.Context().Value(connKey{}).(*coalescingConn)
-	_ = conn.coalesce(true)
-	for _, f := range b.frames {
-		if err := c.Write(context.Background(), websocket.MessageText, f); err != nil {
+	conn := r.Context().Value(connKey{}).(*sharedConn)
+	for start, i := 0, 0; i < len(b.ends); start = b.ends[i-1] {
+		for i < len(b.ends) && b.ends[i]-start <= 64<<10 {
+			i++
+		}
+		if _, err := conn.Write(b.stream[start:b.ends[i-1]]); err != nil {
 			return
 		}
-	}
-	if conn.coalesce(false) != nil {
-		return
 	}
 	<-ctx.Done()
 }
