@@ -1,10 +1,12 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -389,12 +391,33 @@ func closeCause(err error) error {
 	return err
 }
 
+// dialOptions dials through a transport of its own: its connections read
+// through a buffer of readBufferSize, and none is kept idle once a
+// handshake is refused (a WebSocket takes its connection over).
 func dialOptions(cfg *Config) *websocket.DialOptions {
-	opt := &websocket.DialOptions{HTTPHeader: cfg.HTTPHeader}
-	if cfg.TLSConfig != nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = cfg.TLSConfig
-		opt.HTTPClient = &http.Client{Transport: tr}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg.TLSConfig
+	tr.DisableKeepAlives = true
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &readBufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize)}, nil
 	}
-	return opt
+	return &websocket.DialOptions{HTTPHeader: cfg.HTTPHeader, HTTPClient: &http.Client{Transport: tr}}
 }
+
+// readBufferSize is how much of a link's stream one read from the socket
+// may take at once. The WebSocket library reads through a 4 KiB buffer: a
+// burst of gossip then costs a system call every few frames.
+const readBufferSize = 64 << 10
+
+// readBufferedConn is a connection whose reads go through a larger buffer.
+type readBufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *readBufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
