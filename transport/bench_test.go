@@ -172,8 +172,9 @@ func (b *blaster) serve(w http.ResponseWriter, r *http.Request) {
 // BenchmarkReceive measures the receive path end to end over one loopback
 // WebSocket: read, decode and verify (one pass), the event loop, the
 // engine's dedup and the handler, with the delivery credits' back-pressure
-// in the loop. The source shares the machine but encodes and signs before
-// the clock starts. Compare the sub-benchmarks of one run: the secret's
+// in the loop. The source shares the machine but encodes, signs and frames
+// before the clock starts (see blaster). Compare the sub-benchmarks of one
+// run: the secret's
 // cost is their ratio. msgs/s is the throughput; cpu-µs/msg the CPU time
 // of the whole process (source, receiver, GC) per message, which a busy
 // machine changes far less than the throughput.
