@@ -93,7 +93,8 @@
 // backlog, and the event loop keeps handling control events. A Handler
 // that never returns eventually costs the links their heartbeats. Each
 // link hands its reports to the loop through a mailbox of at most 256, in
-// batches: one wakeup of the loop per batch, not per frame.
+// batches: one wakeup of the loop per batch (signalled before the reader
+// goes back to its socket), not per frame.
 //
 // # Inside
 //

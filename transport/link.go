@@ -52,18 +52,25 @@ type link struct {
 // its reader (and, through TCP, the substrate) and its pinger.
 const mailboxMax = 256
 
+// signalEvery is how many reports the reader appends, at most, before it
+// signals the loop while its socket still has data buffered.
+const signalEvery = 64
+
 // mailbox carries one link's reports to the event loop, in order, in
-// batches: the reader and the pinger append, and only a report that finds
-// the mailbox empty signals the loop (sends the link on ready), which then
-// takes every report there at once. While the loop is busy, a burst of
-// frames costs one signal and one wakeup per batch instead of a channel
-// send per frame, and there is nothing to flush: every report is the loop's
-// to take as soon as it is appended.
+// batches: the reader and the pinger append, the loop is signalled (the
+// link sent on ready) once per batch, and it then takes every report there
+// at once. The pinger's reports signal at once. The reader's wait while it
+// has frames buffered: it signals after signalEvery reports, and before
+// anything that may block it (a read from the socket, a delivery credit
+// that is not there, a full mailbox), so no report waits on the reader.
+// A burst then costs one signal and one wakeup of the loop per batch
+// instead of a channel send per frame.
 type mailbox struct {
-	mu    sync.Mutex
-	q     []report
-	spare []report      // the loop's previous batch, emptied, for reuse
-	room  chan struct{} // while reporters wait for room: closed when the loop takes the reports
+	mu       sync.Mutex
+	q        []report
+	signaled bool          // the loop has been signalled for the reports in q
+	spare    []report      // the loop's previous batch, emptied, for reuse
+	room     chan struct{} // while reporters wait for room: closed when the loop takes the reports
 }
 
 // report is one report of a link: a gossip frame decoded, or any other
@@ -91,31 +98,31 @@ func newLink(root context.Context, id engine.LinkID, target Substrate) *link {
 		hello: make(chan struct{}), pings: make(chan time.Duration, 1)}
 }
 
-// post hands one report to the loop, waiting while the mailbox is full;
-// false once the loop has exited.
-func (l *link) post(env linkEnv, r *report) bool {
+// post hands one report to the loop, waiting while the mailbox is full; it
+// signals the loop now if signal is set, or once signalEvery reports wait,
+// and otherwise leaves that to [link.flush]. False once the loop has
+// exited.
+func (l *link) post(env linkEnv, r *report, signal bool) bool {
 	mb := &l.mb
 	for {
 		mb.mu.Lock()
 		if len(mb.q) < mailboxMax {
 			mb.q = append(mb.q, *r)
-			first := len(mb.q) == 1
+			send := !mb.signaled && (signal || len(mb.q) >= signalEvery)
+			mb.signaled = mb.signaled || send
 			mb.mu.Unlock()
-			if !first {
-				return true // the loop has been signalled and has yet to take the batch
-			}
-			select {
-			case env.ready <- l:
-				return true
-			case <-env.loopDone:
-				return false
-			}
+			return !send || l.signal(env)
 		}
+		send := !mb.signaled // never so: signalEvery < mailboxMax
+		mb.signaled = true
 		if mb.room == nil {
 			mb.room = make(chan struct{})
 		}
 		room := mb.room
 		mb.mu.Unlock()
+		if send && !l.signal(env) {
+			return false
+		}
 		select {
 		case <-room:
 		case <-env.loopDone:
@@ -124,9 +131,30 @@ func (l *link) post(env linkEnv, r *report) bool {
 	}
 }
 
-// postInput posts a report that is not gossip.
+// flush signals the loop if reports wait unsignalled; false once the loop
+// has exited.
+func (l *link) flush(env linkEnv) bool {
+	mb := &l.mb
+	mb.mu.Lock()
+	send := !mb.signaled && len(mb.q) > 0
+	mb.signaled = mb.signaled || send
+	mb.mu.Unlock()
+	return !send || l.signal(env)
+}
+
+// signal tells the loop that l's mailbox has reports.
+func (l *link) signal(env linkEnv) bool {
+	select {
+	case env.ready <- l:
+		return true
+	case <-env.loopDone:
+		return false
+	}
+}
+
+// postInput posts a report that is not gossip and signals the loop.
 func (l *link) postInput(env linkEnv, in engine.Input) bool {
-	return l.post(env, &report{in: in})
+	return l.post(env, &report{in: in}, true)
 }
 
 // take hands the loop every report in the mailbox, in order, and returns
@@ -136,7 +164,7 @@ func (l *link) take() []report {
 	mb := &l.mb
 	mb.mu.Lock()
 	batch := mb.q
-	mb.q, mb.spare = mb.spare[:0], nil
+	mb.q, mb.spare, mb.signaled = mb.spare[:0], nil, false
 	room := mb.room
 	mb.room = nil
 	mb.mu.Unlock()
@@ -184,7 +212,10 @@ func (l *link) stop(code websocket.StatusCode) {
 // closes the connection when the link is stopped or the reader ends.
 func (l *link) run(env linkEnv) {
 	defer env.wg.Done()
-	conn, resp, err := websocket.Dial(l.ctx, l.target.URL, env.dialOpt)
+	// Before the connection reads from its socket, which may block, the
+	// reports the reader left unsignalled are signalled.
+	dialCtx := context.WithValue(l.ctx, beforeSocketReadKey{}, func() { l.flush(env) })
+	conn, resp, err := websocket.Dial(dialCtx, l.target.URL, env.dialOpt)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
 	}
@@ -287,19 +318,18 @@ func (l *link) read(env linkEnv, conn *websocket.Conn, done chan<- struct{}) {
 			l.postInput(env, engine.LinkClosed{Link: l.id, Err: closeCause(err)})
 			return
 		}
-		if over {
-			l.postInput(env, engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: over %d bytes", wire.ErrTooLarge, env.cfg.ReadLimit)})
-			continue
+		switch {
+		case over:
+			rep = report{in: engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: over %d bytes", wire.ErrTooLarge, env.cfg.ReadLimit)}}
+		case typ != websocket.MessageText:
+			rep = report{in: engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: binary frame", wire.ErrMalformed)}}
+		default:
+			decodeReport(l.id, dec, buf, &frame, &rep)
 		}
-		if typ != websocket.MessageText {
-			l.postInput(env, engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: binary frame", wire.ErrMalformed)})
-			continue
-		}
-		decodeReport(l.id, dec, buf, &frame, &rep)
-		if rep.in == nil && !l.takeCredit(env.credits) {
+		if rep.in == nil && !l.takeCredit(env) {
 			return
 		}
-		if !l.post(env, &rep) {
+		if !l.post(env, &rep, false) { // signalled by flush before the reader may block
 			return
 		}
 	}
@@ -334,11 +364,15 @@ func readMessage(r io.Reader, buf []byte, limit int64) (msg []byte, over bool, e
 
 // takeCredit waits for a delivery credit, marking the link starved while
 // it waits; false when the link was stopped meanwhile.
-func (l *link) takeCredit(credits chan<- struct{}) bool {
+func (l *link) takeCredit(env linkEnv) bool {
+	credits := env.credits
 	select {
 	case credits <- struct{}{}:
 		return true
 	default:
+	}
+	if !l.flush(env) { // the reports waiting may be what returns credits
+		return false
 	}
 	l.parks.Add(1)
 	l.starved.Store(true)
@@ -392,8 +426,10 @@ func closeCause(err error) error {
 }
 
 // dialOptions dials through a transport of its own: its connections read
-// through a buffer of readBufferSize, and none is kept idle once a
-// handshake is refused (a WebSocket takes its connection over).
+// through a buffer of readBufferSize, calling the func() the dial's context
+// holds under beforeSocketReadKey (if any) whenever that buffer is empty,
+// and none is kept idle once a handshake is refused (a WebSocket takes its
+// connection over).
 func dialOptions(cfg *Config) *websocket.DialOptions {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg.TLSConfig
@@ -404,10 +440,15 @@ func dialOptions(cfg *Config) *websocket.DialOptions {
 		if err != nil {
 			return nil, err
 		}
-		return &readBufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize)}, nil
+		before, _ := ctx.Value(beforeSocketReadKey{}).(func())
+		return &readBufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize), before: before}, nil
 	}
 	return &websocket.DialOptions{HTTPHeader: cfg.HTTPHeader, HTTPClient: &http.Client{Transport: tr}}
 }
+
+// beforeSocketReadKey is the context key of a dial's hook: a func() that a
+// connection calls before it reads from its socket.
+type beforeSocketReadKey struct{}
 
 // readBufferSize is how much of a link's stream one read from the socket
 // may take at once. The WebSocket library reads through a 4 KiB buffer: a
@@ -417,7 +458,13 @@ const readBufferSize = 64 << 10
 // readBufferedConn is a connection whose reads go through a larger buffer.
 type readBufferedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r      *bufio.Reader
+	before func() // called before a read from the socket; may be nil
 }
 
-func (c *readBufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *readBufferedConn) Read(p []byte) (int, error) {
+	if c.before != nil && c.r.Buffered() == 0 {
+		c.before()
+	}
+	return c.r.Read(p)
+}
