@@ -53,8 +53,12 @@ type link struct {
 const mailboxMax = 256
 
 // signalEvery is how many reports the reader appends, at most, before it
-// signals the loop while its socket still has data buffered.
+// signals the loop while its socket still has data buffered. It is below
+// mailboxMax (the array's length would be negative otherwise), so a full
+// mailbox has always been signalled.
 const signalEvery = 64
+
+var _ [mailboxMax - signalEvery - 1]struct{}
 
 // mailbox carries one link's reports to the event loop, in order, in
 // batches: the reader and the pinger append, the loop is signalled (the
@@ -113,16 +117,12 @@ func (l *link) post(env linkEnv, r *report, signal bool) bool {
 			mb.mu.Unlock()
 			return !send || l.signal(env)
 		}
-		send := !mb.signaled // never so: signalEvery < mailboxMax
-		mb.signaled = true
+		// Full, so signalled: signalEvery < mailboxMax.
 		if mb.room == nil {
 			mb.room = make(chan struct{})
 		}
 		room := mb.room
 		mb.mu.Unlock()
-		if send && !l.signal(env) {
-			return false
-		}
 		select {
 		case <-room:
 		case <-env.loopDone:
