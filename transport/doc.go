@@ -91,7 +91,10 @@
 // At most Config.DeliveryBuffer messages wait for the Handler; past that
 // the links stop reading, so the substrates (not this process) hold the
 // backlog, and the event loop keeps handling control events. A Handler
-// that never returns eventually costs the links their heartbeats.
+// that never returns eventually costs the links their heartbeats. Each
+// link hands its reports to the loop through a mailbox of at most 256, in
+// batches: one wakeup of the loop per batch (signalled before the reader
+// goes back to its socket), not per frame.
 //
 // # Inside
 //
@@ -104,5 +107,5 @@
 // substrates in-process (with faults) for tests, simulations and the
 // examples below. The design, the state chart's rules, the caught-up rule,
 // recovery and the wire protocol are described in docs/design.md of this
-// repository.
+// repository, the receive path and its costs in docs/receive-path.md.
 package transport

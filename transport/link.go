@@ -1,12 +1,14 @@
 package transport
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,23 +44,142 @@ type link struct {
 	parks   atomic.Uint64                  // how many times the reader has waited for one
 	hello   chan struct{}                  // closed by sendHello
 	pings   chan time.Duration             // ping requests, with their timeout
+
+	mb mailbox // the link's reports, on their way to the loop
+}
+
+// mailboxMax bounds the reports a link's mailbox holds: a full one stops
+// its reader (and, through TCP, the substrate) and its pinger.
+const mailboxMax = 256
+
+// signalEvery is how many reports the reader appends, at most, before it
+// signals the loop while its socket still has data buffered. It is below
+// mailboxMax (the array's length would be negative otherwise), so a full
+// mailbox has always been signalled.
+const signalEvery = 64
+
+var _ [mailboxMax - signalEvery - 1]struct{}
+
+// mailbox carries one link's reports to the event loop, in order, in
+// batches: the reader and the pinger append, the loop is signalled (the
+// link sent on ready) once per batch, and it then takes every report there
+// at once. The pinger's reports signal at once. The reader's wait while it
+// has frames buffered: it signals after signalEvery reports, and before
+// anything that may block it (a read from the socket, a delivery credit
+// that is not there, a full mailbox), so no report waits on the reader.
+// A burst then costs one signal and one wakeup of the loop per batch
+// instead of a channel send per frame.
+type mailbox struct {
+	mu       sync.Mutex
+	q        []report
+	signaled bool          // the loop has been signalled for the reports in q
+	spare    []report      // the loop's previous batch, emptied, for reuse
+	room     chan struct{} // while reporters wait for room: closed when the loop takes the reports
+}
+
+// report is one report of a link: a gossip frame decoded, or any other
+// input. Gossip is kept by value so that queueing it allocates nothing.
+type report struct {
+	in     engine.Input // nil for gossip
+	gossip engine.GossipReceived
 }
 
 // linkEnv is what a link needs from its node; kept narrow so links never
 // touch the loop's state.
 type linkEnv struct {
-	cfg     *Config
-	hello   []byte
-	dialOpt *websocket.DialOptions
-	post    func(engine.Input) bool // false once the node is closing
-	credits chan struct{}           // delivery credits: send to take, receive to return
-	wg      *sync.WaitGroup
+	cfg      *Config
+	hello    []byte
+	dialOpt  *websocket.DialOptions
+	ready    chan<- *link    // a link whose mailbox has reports, signalled once per batch
+	loopDone <-chan struct{} // closed when the event loop exits
+	credits  chan struct{}   // delivery credits: send to take, receive to return
+	wg       *sync.WaitGroup
 }
 
 func newLink(root context.Context, id engine.LinkID, target Substrate) *link {
 	ctx, cancel := context.WithCancel(root)
 	return &link{id: id, target: target, ctx: ctx, cancel: cancel, root: root,
 		hello: make(chan struct{}), pings: make(chan time.Duration, 1)}
+}
+
+// post hands one report to the loop, waiting while the mailbox is full; it
+// signals the loop now if signal is set, or once signalEvery reports wait,
+// and otherwise leaves that to [link.flush]. False once the loop has
+// exited.
+func (l *link) post(env linkEnv, r *report, signal bool) bool {
+	mb := &l.mb
+	for {
+		mb.mu.Lock()
+		if len(mb.q) < mailboxMax {
+			mb.q = append(mb.q, *r)
+			send := !mb.signaled && (signal || len(mb.q) >= signalEvery)
+			mb.signaled = mb.signaled || send
+			mb.mu.Unlock()
+			return !send || l.signal(env)
+		}
+		// Full, so signalled: signalEvery < mailboxMax.
+		if mb.room == nil {
+			mb.room = make(chan struct{})
+		}
+		room := mb.room
+		mb.mu.Unlock()
+		select {
+		case <-room:
+		case <-env.loopDone:
+			return false
+		}
+	}
+}
+
+// flush signals the loop if reports wait unsignalled; false once the loop
+// has exited.
+func (l *link) flush(env linkEnv) bool {
+	mb := &l.mb
+	mb.mu.Lock()
+	send := !mb.signaled && len(mb.q) > 0
+	mb.signaled = mb.signaled || send
+	mb.mu.Unlock()
+	return !send || l.signal(env)
+}
+
+// signal tells the loop that l's mailbox has reports.
+func (l *link) signal(env linkEnv) bool {
+	select {
+	case env.ready <- l:
+		return true
+	case <-env.loopDone:
+		return false
+	}
+}
+
+// postInput posts a report that is not gossip and signals the loop.
+func (l *link) postInput(env linkEnv, in engine.Input) bool {
+	return l.post(env, &report{in: in}, true)
+}
+
+// take hands the loop every report in the mailbox, in order, and returns
+// the previous batch's memory for reuse; the loop calls [link.done] with the
+// batch once it has stepped through it.
+func (l *link) take() []report {
+	mb := &l.mb
+	mb.mu.Lock()
+	batch := mb.q
+	mb.q, mb.spare, mb.signaled = mb.spare[:0], nil, false
+	room := mb.room
+	mb.room = nil
+	mb.mu.Unlock()
+	if room != nil {
+		close(room) // every waiting reporter: the reader and the pinger
+	}
+	return batch
+}
+
+// done gives back a batch from take, emptied of its references.
+func (l *link) done(batch []report) {
+	clear(batch)
+	l.mb.mu.Lock()
+	l.mb.spare = batch[:0]
+	l.mb.mu.Unlock()
 }
 
 // sendHello lets the link send hello once it is connected.
@@ -91,12 +212,15 @@ func (l *link) stop(code websocket.StatusCode) {
 // closes the connection when the link is stopped or the reader ends.
 func (l *link) run(env linkEnv) {
 	defer env.wg.Done()
-	conn, resp, err := websocket.Dial(l.ctx, l.target.URL, env.dialOpt)
+	// Before the connection reads from its socket, which may block, the
+	// reports the reader left unsignalled are signalled.
+	dialCtx := context.WithValue(l.ctx, beforeSocketReadKey{}, func() { l.flush(env) })
+	conn, resp, err := websocket.Dial(dialCtx, l.target.URL, env.dialOpt)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
 	}
 	if err != nil {
-		env.post(engine.LinkClosed{Link: l.id, Err: fmt.Errorf("dial %s: %w", l.target.URL, err)})
+		l.postInput(env, engine.LinkClosed{Link: l.id, Err: fmt.Errorf("dial %s: %w", l.target.URL, err)})
 		return
 	}
 	// The library closes the link on frames past the hard limit; frames
@@ -107,7 +231,7 @@ func (l *link) run(env linkEnv) {
 	case <-l.hello:
 		if err := conn.Write(l.ctx, websocket.MessageText, env.hello); err != nil {
 			conn.CloseNow()
-			env.post(engine.LinkClosed{Link: l.id, Err: fmt.Errorf("send hello to %s: %w", l.target.URL, err)})
+			l.postInput(env, engine.LinkClosed{Link: l.id, Err: fmt.Errorf("send hello to %s: %w", l.target.URL, err)})
 			return
 		}
 	case <-l.ctx.Done():
@@ -164,7 +288,7 @@ func (l *link) pinger(env linkEnv, conn *websocket.Conn, readerDone <-chan struc
 		// ping, cannot have read the pong: an unanswered ping then proves
 		// nothing.
 		starved := err != nil && (l.starved.Load() || l.parks.Load() != parks)
-		if !env.post(engine.PingDone{Link: l.id, RTT: rtt, Err: err, Starved: starved}) {
+		if !l.postInput(env, engine.PingDone{Link: l.id, RTT: rtt, Err: err, Starved: starved}) {
 			return
 		}
 	}
@@ -177,52 +301,78 @@ func (l *link) read(env linkEnv, conn *websocket.Conn, done chan<- struct{}) {
 	defer env.wg.Done()
 	defer close(done)
 	var (
-		buf   bytes.Buffer
-		lim   io.LimitedReader
+		buf   []byte // reused: the decoded frame keeps nothing of it
 		frame wire.Frame
+		rep   report
 		dec   = wire.NewDecoder(env.cfg.Secret)
 	)
 	for {
 		typ, r, err := conn.Reader(context.Background())
 		if err != nil {
-			env.post(engine.LinkClosed{Link: l.id, Err: closeCause(err)})
+			l.postInput(env, engine.LinkClosed{Link: l.id, Err: closeCause(err)})
 			return
 		}
-		buf.Reset()
-		lim = io.LimitedReader{R: r, N: env.cfg.ReadLimit + 1}
-		n, err := io.Copy(&buf, &lim)
-		if err == nil && n > env.cfg.ReadLimit {
-			_, err = io.Copy(io.Discard, r)
-			if err == nil {
-				env.post(engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: over %d bytes", wire.ErrTooLarge, env.cfg.ReadLimit)})
-				continue
-			}
-		}
+		var over bool
+		buf, over, err = readMessage(r, buf, env.cfg.ReadLimit)
 		if err != nil {
-			env.post(engine.LinkClosed{Link: l.id, Err: closeCause(err)})
+			l.postInput(env, engine.LinkClosed{Link: l.id, Err: closeCause(err)})
 			return
 		}
-		if typ != websocket.MessageText {
-			env.post(engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: binary frame", wire.ErrMalformed)})
-			continue
+		switch {
+		case over:
+			rep = report{in: engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: over %d bytes", wire.ErrTooLarge, env.cfg.ReadLimit)}}
+		case typ != websocket.MessageText:
+			rep = report{in: engine.FrameRejected{Link: l.id, Err: fmt.Errorf("%w: binary frame", wire.ErrMalformed)}}
+		default:
+			decodeReport(l.id, dec, buf, &frame, &rep)
 		}
-		in := decodeInput(l.id, dec, buf.Bytes(), &frame)
-		if _, gossip := in.(engine.GossipReceived); gossip && !l.takeCredit(env.credits) {
+		if rep.in == nil && !l.takeCredit(env) {
 			return
 		}
-		if !env.post(in) {
+		if !l.post(env, &rep, false) { // signalled by flush before the reader may block
 			return
+		}
+	}
+}
+
+// readMessage reads one message into buf's memory, growing it as needed
+// (to at most a little over limit), and returns it. A message over limit
+// bytes is read to its end and dropped: over is then true.
+func readMessage(r io.Reader, buf []byte, limit int64) (msg []byte, over bool, err error) {
+	buf = buf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) > limit {
+				_, err := io.Copy(io.Discard, r)
+				return buf[:0], true, err
+			}
+			buf = slices.Grow(buf, int(min(max(2*int64(cap(buf)), 4096), limit+1))-len(buf))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF:
+			if int64(len(buf)) > limit {
+				return buf[:0], true, nil
+			}
+			return buf, false, nil
+		case err != nil:
+			return buf[:0], false, err
 		}
 	}
 }
 
 // takeCredit waits for a delivery credit, marking the link starved while
 // it waits; false when the link was stopped meanwhile.
-func (l *link) takeCredit(credits chan<- struct{}) bool {
+func (l *link) takeCredit(env linkEnv) bool {
+	credits := env.credits
 	select {
 	case credits <- struct{}{}:
 		return true
 	default:
+	}
+	if !l.flush(env) { // the reports waiting may be what returns credits
+		return false
 	}
 	l.parks.Add(1)
 	l.starved.Store(true)
@@ -235,24 +385,28 @@ func (l *link) takeCredit(credits chan<- struct{}) bool {
 	}
 }
 
-// decodeInput turns one frame into the engine's input, decoding it in one
-// pass into f (reused from frame to frame).
-func decodeInput(id engine.LinkID, dec *wire.Decoder, frame []byte, f *wire.Frame) engine.Input {
+// decodeReport turns one frame into the engine's input, decoding it in one
+// pass into f (reused from frame to frame), and writes it to *r.
+func decodeReport(id engine.LinkID, dec *wire.Decoder, frame []byte, f *wire.Frame, r *report) {
+	*r = report{}
 	if err := dec.Decode(frame, f); err != nil {
-		return engine.FrameRejected{Link: id, Err: err}
+		r.in = engine.FrameRejected{Link: id, Err: err}
+		return
 	}
 	switch {
 	case f.Type == wire.TypeWelcome:
-		return engine.Welcomed{Link: id, Welcome: f.Welcome}
+		r.in = engine.Welcomed{Link: id, Welcome: f.Welcome}
 	case f.Type == wire.TypeGoodbye:
-		return engine.GoodbyeReceived{Link: id, Goodbye: f.Goodbye}
+		r.in = engine.GoodbyeReceived{Link: id, Goodbye: f.Goodbye}
 	case f.Type.IsGossip():
 		if f.Message.Type == "PUT" && f.Message.MessageID == "" {
-			return engine.FrameRejected{Link: id, Err: fmt.Errorf("%w: PUT without message_id cannot be deduplicated", wire.ErrMalformed)}
+			r.in = engine.FrameRejected{Link: id, Err: fmt.Errorf("%w: PUT without message_id cannot be deduplicated", wire.ErrMalformed)}
+			return
 		}
-		return engine.GossipReceived{Link: id, Type: f.Type, Message: f.Message}
+		r.gossip = engine.GossipReceived{Link: id, Type: f.Type, Message: f.Message}
+	default:
+		r.in = engine.FrameRejected{Link: id, Err: fmt.Errorf("%w: a substrate never sends %s", wire.ErrMalformed, f.Type)}
 	}
-	return engine.FrameRejected{Link: id, Err: fmt.Errorf("%w: a substrate never sends %s", wire.ErrMalformed, f.Type)}
 }
 
 // closeCause turns a read error into the reason reported with LinkClosed.
@@ -271,12 +425,46 @@ func closeCause(err error) error {
 	return err
 }
 
+// dialOptions dials through a transport of its own: its connections read
+// through a buffer of readBufferSize, calling the func() the dial's context
+// holds under beforeSocketReadKey (if any) whenever that buffer is empty,
+// and none is kept idle once a handshake is refused (a WebSocket takes its
+// connection over).
 func dialOptions(cfg *Config) *websocket.DialOptions {
-	opt := &websocket.DialOptions{HTTPHeader: cfg.HTTPHeader}
-	if cfg.TLSConfig != nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = cfg.TLSConfig
-		opt.HTTPClient = &http.Client{Transport: tr}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg.TLSConfig
+	tr.DisableKeepAlives = true
+	dial := tr.DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		before, _ := ctx.Value(beforeSocketReadKey{}).(func())
+		return &readBufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize), before: before}, nil
 	}
-	return opt
+	return &websocket.DialOptions{HTTPHeader: cfg.HTTPHeader, HTTPClient: &http.Client{Transport: tr}}
+}
+
+// beforeSocketReadKey is the context key of a dial's hook: a func() that a
+// connection calls before it reads from its socket.
+type beforeSocketReadKey struct{}
+
+// readBufferSize is how much of a link's stream one read from the socket
+// may take at once. The WebSocket library reads through a 4 KiB buffer: a
+// burst of gossip then costs a system call every few frames.
+const readBufferSize = 64 << 10
+
+// readBufferedConn is a connection whose reads go through a larger buffer.
+type readBufferedConn struct {
+	net.Conn
+	r      *bufio.Reader
+	before func() // called before a read from the socket; may be nil
+}
+
+func (c *readBufferedConn) Read(p []byte) (int, error) {
+	if c.before != nil && c.r.Buffered() == 0 {
+		c.before()
+	}
+	return c.r.Read(p)
 }

@@ -60,7 +60,7 @@ type Node struct {
 	root context.Context
 	stop context.CancelFunc
 
-	inputs    chan engine.Input
+	ready     chan *link // links with reports in their mailbox
 	cmds      chan func()
 	out       chan *Gossip // pointers: a full buffer's messages are allocated only when queued
 	loopDone  chan struct{}
@@ -116,11 +116,11 @@ func New(cfg Config) (*Node, error) {
 	root, stop := context.WithCancel(context.Background())
 	n := &Node{
 		cfg: cfg, log: log, root: root, stop: stop,
-		inputs: make(chan engine.Input, 256), cmds: make(chan func()),
+		ready: make(chan *link, 64), cmds: make(chan func()),
 		out: make(chan *Gossip, cfg.DeliveryBuffer), loopDone: make(chan struct{}), delivDone: make(chan struct{}),
 		eng: eng, links: map[engine.LinkID]*link{}, timer: time.NewTimer(time.Hour),
 	}
-	n.env = linkEnv{cfg: &n.cfg, hello: hello, dialOpt: dialOptions(&n.cfg), post: n.post,
+	n.env = linkEnv{cfg: &n.cfg, hello: hello, dialOpt: dialOptions(&n.cfg), ready: n.ready, loopDone: n.loopDone,
 		credits: make(chan struct{}, cfg.DeliveryBuffer), wg: &n.wg}
 	n.publish()
 	go n.loop()
@@ -128,14 +128,10 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// post hands a link's report to the loop; false once the loop has exited.
+// post hands the loop one input as a link's report, through a mailbox of
+// its own; false once the loop has exited. Tests inject reports with it.
 func (n *Node) post(in engine.Input) bool {
-	select {
-	case n.inputs <- in:
-		return true
-	case <-n.loopDone:
-		return false
-	}
+	return new(link).postInput(n.env, in)
 }
 
 // enqueue runs f on the loop; false once the loop has exited.
@@ -171,21 +167,25 @@ const publishEvery = 256
 func (n *Node) loop() {
 	defer close(n.loopDone)
 	defer n.timer.Stop()
-	for steps := 0; !n.exiting; steps++ {
-		gossip := false
+	unpublished := 0 // gossip steps since the last snapshot
+	for !n.exiting {
+		publish := true
 		select {
-		case in := <-n.inputs:
-			_, gossip = in.(engine.GossipReceived)
-			n.step(in)
+		case l := <-n.ready:
+			gossip, other := n.drain(l)
+			// A burst of gossip changes only counters: the snapshot is
+			// taken when the burst drains, or every publishEvery messages
+			// of it.
+			unpublished += gossip
+			publish = other || len(n.ready) == 0 || unpublished >= publishEvery
 		case f := <-n.cmds:
 			f()
 		case <-n.timer.C:
-			n.step(engine.Tick{})
+			n.step(time.Now(), engine.Tick{})
 		}
-		// A burst of gossip changes only counters: the snapshot is taken
-		// when the burst drains, or every publishEvery messages of it.
-		if !gossip || len(n.inputs) == 0 || steps%publishEvery == 0 {
+		if publish {
 			n.publish()
+			unpublished = 0
 		}
 		if at, ok := n.eng.NextDeadline(); ok && !n.exiting {
 			n.timer.Reset(time.Until(at))
@@ -193,9 +193,33 @@ func (n *Node) loop() {
 	}
 }
 
-// step feeds one input to the engine and carries out its effects.
-func (n *Node) step(in engine.Input) error {
-	effects, err := n.eng.Step(time.Now(), in)
+// drain steps the engine through every report in l's mailbox, all at the
+// time they are taken, and says how many were gossip and whether any was
+// not.
+func (n *Node) drain(l *link) (gossip int, other bool) {
+	batch := l.take()
+	now := time.Now()
+	for i := range batch {
+		if n.exiting {
+			break
+		}
+		r := &batch[i]
+		if r.in != nil {
+			other = true
+			n.step(now, r.in)
+		} else {
+			gossip++
+			n.step(now, r.gossip)
+		}
+	}
+	l.done(batch)
+	return gossip, other
+}
+
+// step feeds one input that happened at now to the engine and carries out
+// its effects.
+func (n *Node) step(now time.Time, in engine.Input) error {
+	effects, err := n.eng.Step(now, in)
 	if err != nil {
 		return err
 	}
@@ -287,7 +311,7 @@ func (n *Node) Attach(ctx context.Context, s Substrate) error {
 		return fmt.Errorf("transport: substrate URL %q: want ws://HOST:PORT/v1/ws or wss://HOST:PORT/v1/ws", s.URL)
 	}
 	return n.call(ctx, func() error {
-		if err := n.step(engine.Attach{Substrate: s}); err != nil {
+		if err := n.step(time.Now(), engine.Attach{Substrate: s}); err != nil {
 			return fmt.Errorf("transport: %w", err)
 		}
 		return nil
@@ -324,7 +348,7 @@ func (n *Node) Observe(ctx context.Context, obs Observation) (policy.Decision, e
 	}
 	var d policy.Decision
 	err := n.call(ctx, func() error {
-		if err := n.step(engine.Observe{CurrentLatency: obs.CurrentLatency, Candidates: obs.Candidates}); err != nil {
+		if err := n.step(time.Now(), engine.Observe{CurrentLatency: obs.CurrentLatency, Candidates: obs.Candidates}); err != nil {
 			return ErrClosed
 		}
 		d = n.decided
@@ -385,7 +409,7 @@ func (n *Node) Subscribe(buffer int) <-chan Transition {
 // already delivered.
 func (n *Node) Close(ctx context.Context) error {
 	n.closeOnce.Do(func() {
-		n.enqueue(func() { _ = n.step(engine.Close{}) })
+		n.enqueue(func() { _ = n.step(time.Now(), engine.Close{}) })
 	})
 	done := make(chan struct{})
 	go func() {

@@ -149,7 +149,10 @@ func (e *Engine) Step(now time.Time, in Input) ([]Effect, error) {
 		e.linkClosed(in)
 	case Tick:
 	default:
-		panic(fmt.Sprintf("engine: unknown input %T", in))
+		// Input is sealed: this is a nil input, or a new input type
+		// without its case. The input is not printed, so that Step does
+		// not leak it and a caller's input can live on its stack.
+		panic("engine: Step got a nil input, or an input type it has no case for")
 	}
 	if !e.closed {
 		e.deadlines()

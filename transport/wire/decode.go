@@ -351,7 +351,7 @@ func (s *scanner) message(m *Message, where string) {
 		case 0:
 			s.internInto(&m.Type, "type")
 		case 1:
-			s.stringInto(&m.From, "from")
+			s.fromInto(&m.From)
 		case 2:
 			intInto(s, &m.Timestamp, "timestamp", 64)
 		case 3:
@@ -581,6 +581,24 @@ func (s *scanner) parent(p *Parent) {
 			return
 		}
 	}
+}
+
+// fromInto is stringInto for a message's sender, which repeats from one
+// message to the next: the last sender read is kept, and reused instead of
+// allocated again when the next message names it too.
+func (s *scanner) fromInto(dst *string) {
+	if s.peek() != '"' {
+		s.stringInto(dst, "from")
+		return
+	}
+	v, _ := s.str()
+	if s.err != nil {
+		return
+	}
+	if string(v) != s.from {
+		s.from = string(v)
+	}
+	*dst = s.from
 }
 
 // internInto is stringInto for fields whose values are mostly a few

@@ -36,6 +36,7 @@ type scanner struct {
 	typeErr error // first type error
 	tmp     []byte
 	stack   []uint64 // skip's container kinds past the first 64 levels
+	from    string   // the last message sender read, reused while it repeats
 }
 
 func (s *scanner) reset(buf []byte) {
