@@ -80,7 +80,11 @@ func TestFailedMigrationKeepsOld(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h, _, b, stop := setup(t, fastConfig())
+			cfg := fastConfig()
+			if tc.event == fsm.HandshakeTimeout {
+				cfg = timeoutConfig()
+			}
+			h, _, b, stop := setup(t, cfg)
 			b.SetFaults(tc.faults)
 			if tc.hook != nil {
 				tc.hook(b)
@@ -104,7 +108,11 @@ func TestNewLinkDiesDuringOverlap(t *testing.T) {
 
 func TestCandidateThatNeverForwardsIsCancelled(t *testing.T) {
 	t.Parallel()
-	h, _, b, stop := setup(t, fastConfig())
+	cfg := fastConfig()
+	// Past three margins (OverlapGrace) a forwarding candidate has caught
+	// up; this one never does, and the overlap is cut at OverlapMax.
+	cfg.Tuning.OverlapMax = 500 * time.Millisecond
+	h, _, b, stop := setup(t, cfg)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = true })
 	h.tryMigrate(b)
 	h.keptOld(stop, fsm.OverlapExpired)
@@ -229,9 +237,11 @@ func TestStaleEventsFromDroppedCandidateAreIgnored(t *testing.T) {
 	t.Parallel()
 	h, _, b, stop := setup(t, fastConfig())
 	c := h.start("sub-c", 0)
-	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
+	// Refused at once (a hello never answered would hold the test for a
+	// handshake timeout): the late reports below are what the test is about.
+	b.UpdateFaults(func(f *substratetest.Faults) { f.Refuse = true })
 	h.tryMigrate(b)
-	h.eventually("candidate dropped", func() bool { return h.took(fsm.HandshakeTimeout, fsm.Attached) })
+	h.eventually("candidate dropped", func() bool { return h.took(fsm.NewFailed, fsm.Attached) })
 
 	// The dropped link reports late: a welcome, a goodbye, a bad frame, a
 	// close (not counted: a dropped link is expected to close).
@@ -295,10 +305,13 @@ func TestHungPrimaryIsSuspected(t *testing.T) {
 // A goodbye whose alternatives include one that never answers hello: the
 // race dials the next after the attempt delay, and the first welcome wins
 // while the leaving primary still delivers (REPRAM closes 500ms after its
-// first goodbye, well past the 250ms attempt delay).
+// first goodbye, twice its 250ms default attempt delay; both are halved
+// here).
 func TestGoodbyeRacesPastAHungAlternative(t *testing.T) {
 	t.Parallel()
-	h, a, b, stop := setupGap(t, fastConfig(), 500*time.Millisecond)
+	cfg := fastConfig()
+	cfg.Tuning.AttemptDelay = 125 * time.Millisecond
+	h, a, b, stop := setupGap(t, cfg, 250*time.Millisecond)
 	c := h.start("sub-c", 0)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 	// The leaving substrate names both; ties among unmeasured alternatives

@@ -220,7 +220,7 @@ func TestHostileSlowloris(t *testing.T) {
 	t.Parallel()
 	t.Run("websocket open, hello never answered", func(t *testing.T) {
 		t.Parallel()
-		cfg := fastConfig()
+		cfg := timeoutConfig()
 		sink := newLogSink(&cfg)
 		h, _, b, stop := setup(t, cfg)
 		b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
@@ -232,7 +232,7 @@ func TestHostileSlowloris(t *testing.T) {
 	})
 	t.Run("tcp accepted, upgrade never answered", func(t *testing.T) {
 		t.Parallel()
-		cfg := fastConfig()
+		cfg := timeoutConfig()
 		sink := newLogSink(&cfg)
 		h, _, _, stop := setup(t, cfg)
 		tarpit := newTarpit(t)
