@@ -82,10 +82,16 @@ func eval[T any](t *testing.T, ctx context.Context, js string) T {
 // scenario selected.
 func TestReviewPageInChromium(t *testing.T) {
 	ctx := browser(t)
+	// Chromium starts (about a second) while the page is generated.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }()
 	in := testInput()
 	page := filepath.Join(t.TempDir(), "review.html")
 	if err := os.WriteFile(page, []byte(fileData(t, "review.html")), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-started; err != nil {
+		t.Fatalf("start chromium: %v", err)
 	}
 	if err := chromedp.Do(ctx, chromedp.Navigate("file://"+page), chromedp.WaitVisible(chromedp.CSS("#chart svg"))); err != nil {
 		t.Fatalf("open review.html: %v", err)
