@@ -298,7 +298,10 @@ func TestHostileGossipBeforeWelcome(t *testing.T) {
 	})
 	h.tryMigrate(b)
 	if err := <-sent; err != nil {
-		t.Fatal(err)
+		// The node may drop the link on this very frame before the
+		// substrate reports the write done; the logged rejection below
+		// shows whether it arrived.
+		t.Logf("send before the welcome: %v", err)
 	}
 	h.keptOld(stop, fsm.NewFailed)
 	if !sink.has(0, "frame rejected", map[string]string{"error": "put before welcome"}) {
