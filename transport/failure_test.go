@@ -157,7 +157,9 @@ func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
 
 func TestGoodbyeMigratesToFirstLiveAlternative(t *testing.T) {
 	t.Parallel()
-	h, a, b, stop := setup(t, fastConfig())
+	// REPRAM's goodbyes are 500ms apart; 250ms leaves the race time to
+	// reach sub-b before sub-a closes however busy the machine.
+	h, a, b, stop := setupGap(t, fastConfig(), 250*time.Millisecond)
 	dead := h.start("sub-dead", 0)
 	deadParent := dead.Parent()
 	dead.Kill()
@@ -267,10 +269,11 @@ func TestStaleEventsFromDroppedCandidateAreIgnored(t *testing.T) {
 
 func TestGoodbyeWithoutAlternativesFallsBackOnKnownSubstrates(t *testing.T) {
 	t.Parallel()
-	h, a, _, stop := setup(t, fastConfig())
+	h, a, _, stop := setupGap(t, fastConfig(), 250*time.Millisecond)
 	// An empty list: REPRAM names none when it has no live peer it likes.
-	// sub-b is still known from sub-a's welcome topology.
-	a.Shutdown([]wire.Parent{}, false)
+	// sub-b is still known from sub-a's welcome topology. Twice, 250ms
+	// apart (REPRAM: 500ms), so sub-a still forwards while sub-b welcomes.
+	a.Shutdown([]wire.Parent{}, true)
 	h.waitAttached("sub-b")
 	time.Sleep(50 * time.Millisecond)
 	stop()
@@ -305,13 +308,10 @@ func TestHungPrimaryIsSuspected(t *testing.T) {
 // A goodbye whose alternatives include one that never answers hello: the
 // race dials the next after the attempt delay, and the first welcome wins
 // while the leaving primary still delivers (REPRAM closes 500ms after its
-// first goodbye, twice its 250ms default attempt delay; both are halved
-// here).
+// first goodbye, well past the 250ms attempt delay).
 func TestGoodbyeRacesPastAHungAlternative(t *testing.T) {
 	t.Parallel()
-	cfg := fastConfig()
-	cfg.Tuning.AttemptDelay = 125 * time.Millisecond
-	h, a, b, stop := setupGap(t, cfg, 250*time.Millisecond)
+	h, a, b, stop := setupGap(t, fastConfig(), 500*time.Millisecond)
 	c := h.start("sub-c", 0)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 	// The leaving substrate names both; ties among unmeasured alternatives

@@ -21,15 +21,15 @@ import (
 
 // TestMain checks for leaked goroutines. The socket tests mostly wait on
 // loopback round trips and timers, not on the CPU, so unless -parallel is
-// given they run eight at a time rather than GOMAXPROCS (two here); four
+// given they run twelve at a time rather than GOMAXPROCS (two here); four
 // under the race detector, whose CPU cost would otherwise stretch the
-// handshakes some tests race against (a 20ms goodbye gap).
+// handshakes and probes some tests measure or race against.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	explicit := false
 	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
 	if !explicit {
-		parallel := "8"
+		parallel := "12"
 		if raceEnabled {
 			parallel = "4"
 		}
