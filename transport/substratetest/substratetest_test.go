@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,8 +20,18 @@ import (
 )
 
 // TestMain checks for leaked goroutines. The tests that wait on timers
-// (delays, hangs, write timeouts) run in parallel, after the others.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// (delays, hangs, write timeouts) run in parallel, after the others, and
+// unless -parallel is given four at a time rather than GOMAXPROCS (two
+// here): they wait more than they compute.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", "4")
+	}
+	goleak.VerifyTestMain(m)
+}
 
 var secret = []byte("harness-test-secret")
 
