@@ -159,7 +159,7 @@ func TestSlowHandlerBackPressure(t *testing.T) {
 	cfg := fastConfig()
 	cfg.DeliveryBuffer = 16
 	cfg.Tuning.MissedHeartbeats = 2
-	cfg.Tuning.HeartbeatInterval = 100 * time.Millisecond
+	cfg.Tuning.HeartbeatInterval = 50 * time.Millisecond
 	cfg.Tuning.SuspectMin, cfg.Tuning.SuspectMax = 100*time.Millisecond, 200*time.Millisecond
 	mesh := substratetest.NewMesh(substratetest.MeshConfig{Secret: cfg.Secret})
 	t.Cleanup(mesh.Close)
