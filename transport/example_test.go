@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/repram/handover/transport"
+	"github.com/repram/handover/transport/engine"
 	"github.com/repram/handover/transport/substratetest"
 	"github.com/repram/handover/transport/wire"
 )
@@ -27,6 +28,9 @@ func Example() {
 		Identity: transport.Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave, Address: "127.0.0.1"},
 		Secret:   secret,
 		Handler:  func(g transport.Gossip) { got <- g },
+		// Gossip crosses this loopback mesh within milliseconds, so the
+		// overlap's margin can be short; the default (1s) suits real networks.
+		Tuning: engine.Tuning{OverlapGrace: 50 * time.Millisecond},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -113,7 +117,12 @@ func ExampleNode_Observe() {
 	defer mesh.Close()
 	far, _ := mesh.Start(substratetest.Config{ID: "far"})
 	near, _ := mesh.Start(substratetest.Config{ID: "near"})
-	node, _ := transport.New(transport.Config{Identity: transport.Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave}})
+	node, _ := transport.New(transport.Config{
+		Identity: transport.Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave},
+		// Gossip crosses this loopback mesh within milliseconds, so the
+		// overlap's margin can be short; the default (1s) suits real networks.
+		Tuning: engine.Tuning{OverlapGrace: 50 * time.Millisecond},
+	})
 	ctx := context.Background()
 	defer node.Close(ctx)
 	transitions := node.Subscribe(64)
@@ -157,7 +166,12 @@ func ExampleObservation_measure() {
 	defer mesh.Close()
 	far, _ := mesh.Start(substratetest.Config{ID: "far"})
 	near, _ := mesh.Start(substratetest.Config{ID: "near"})
-	node, _ := transport.New(transport.Config{Identity: transport.Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave}})
+	node, _ := transport.New(transport.Config{
+		Identity: transport.Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave},
+		// Gossip crosses this loopback mesh within milliseconds, so the
+		// overlap's margin can be short; the default (1s) suits real networks.
+		Tuning: engine.Tuning{OverlapGrace: 50 * time.Millisecond},
+	})
 	ctx := context.Background()
 	defer node.Close(ctx)
 	transitions := node.Subscribe(64)

@@ -80,7 +80,11 @@ func TestFailedMigrationKeepsOld(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h, _, b, stop := setup(t, fastConfig())
+			cfg := fastConfig()
+			if tc.event == fsm.HandshakeTimeout {
+				cfg = timeoutConfig()
+			}
+			h, _, b, stop := setup(t, cfg)
 			b.SetFaults(tc.faults)
 			if tc.hook != nil {
 				tc.hook(b)
@@ -104,7 +108,11 @@ func TestNewLinkDiesDuringOverlap(t *testing.T) {
 
 func TestCandidateThatNeverForwardsIsCancelled(t *testing.T) {
 	t.Parallel()
-	h, _, b, stop := setup(t, fastConfig())
+	cfg := fastConfig()
+	// Past three margins (OverlapGrace) a forwarding candidate has caught
+	// up; this one never does, and the overlap is cut at OverlapMax.
+	cfg.Tuning.OverlapMax = 500 * time.Millisecond
+	h, _, b, stop := setup(t, cfg)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = true })
 	h.tryMigrate(b)
 	h.keptOld(stop, fsm.OverlapExpired)
@@ -149,7 +157,9 @@ func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
 
 func TestGoodbyeMigratesToFirstLiveAlternative(t *testing.T) {
 	t.Parallel()
-	h, a, b, stop := setup(t, fastConfig())
+	// REPRAM's goodbyes are 500ms apart; 250ms leaves the race time to
+	// reach sub-b before sub-a closes however busy the machine.
+	h, a, b, stop := setupGap(t, fastConfig(), 250*time.Millisecond)
 	dead := h.start("sub-dead", 0)
 	deadParent := dead.Parent()
 	dead.Kill()
@@ -229,9 +239,11 @@ func TestStaleEventsFromDroppedCandidateAreIgnored(t *testing.T) {
 	t.Parallel()
 	h, _, b, stop := setup(t, fastConfig())
 	c := h.start("sub-c", 0)
-	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
+	// Refused at once (a hello never answered would hold the test for a
+	// handshake timeout): the late reports below are what the test is about.
+	b.UpdateFaults(func(f *substratetest.Faults) { f.Refuse = true })
 	h.tryMigrate(b)
-	h.eventually("candidate dropped", func() bool { return h.took(fsm.HandshakeTimeout, fsm.Attached) })
+	h.eventually("candidate dropped", func() bool { return h.took(fsm.NewFailed, fsm.Attached) })
 
 	// The dropped link reports late: a welcome, a goodbye, a bad frame, a
 	// close (not counted: a dropped link is expected to close).
@@ -257,10 +269,11 @@ func TestStaleEventsFromDroppedCandidateAreIgnored(t *testing.T) {
 
 func TestGoodbyeWithoutAlternativesFallsBackOnKnownSubstrates(t *testing.T) {
 	t.Parallel()
-	h, a, _, stop := setup(t, fastConfig())
+	h, a, _, stop := setupGap(t, fastConfig(), 250*time.Millisecond)
 	// An empty list: REPRAM names none when it has no live peer it likes.
-	// sub-b is still known from sub-a's welcome topology.
-	a.Shutdown([]wire.Parent{}, false)
+	// sub-b is still known from sub-a's welcome topology. Twice, 250ms
+	// apart (REPRAM: 500ms), so sub-a still forwards while sub-b welcomes.
+	a.Shutdown([]wire.Parent{}, true)
 	h.waitAttached("sub-b")
 	time.Sleep(50 * time.Millisecond)
 	stop()

@@ -21,13 +21,19 @@ import (
 
 // TestMain checks for leaked goroutines. The socket tests mostly wait on
 // loopback round trips and timers, not on the CPU, so unless -parallel is
-// given they run four at a time rather than GOMAXPROCS (two here).
+// given they run twelve at a time rather than GOMAXPROCS (two here); four
+// under the race detector, whose CPU cost would otherwise stretch the
+// handshakes and probes some tests measure or race against.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	explicit := false
 	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
 	if !explicit {
-		_ = flag.Set("test.parallel", "4")
+		parallel := "12"
+		if raceEnabled {
+			parallel = "4"
+		}
+		_ = flag.Set("test.parallel", parallel)
 	}
 	goleak.VerifyTestMain(m)
 }
@@ -62,6 +68,15 @@ func fastConfig() Config {
 			RejoinBackoffMax:  200 * time.Millisecond,
 		},
 	}
+}
+
+// timeoutConfig is fastConfig for a test whose candidate is meant to time
+// out: its handshake timeout, 300ms, is still dozens of loopback handshakes
+// long, and the test waits it out only once.
+func timeoutConfig() Config {
+	c := fastConfig()
+	c.Tuning.HandshakeTimeout = 300 * time.Millisecond
+	return c
 }
 
 // testGoodbyeGap is the mesh's gap between a shutdown's two goodbyes:

@@ -220,7 +220,7 @@ func TestHostileSlowloris(t *testing.T) {
 	t.Parallel()
 	t.Run("websocket open, hello never answered", func(t *testing.T) {
 		t.Parallel()
-		cfg := fastConfig()
+		cfg := timeoutConfig()
 		sink := newLogSink(&cfg)
 		h, _, b, stop := setup(t, cfg)
 		b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
@@ -232,7 +232,7 @@ func TestHostileSlowloris(t *testing.T) {
 	})
 	t.Run("tcp accepted, upgrade never answered", func(t *testing.T) {
 		t.Parallel()
-		cfg := fastConfig()
+		cfg := timeoutConfig()
 		sink := newLogSink(&cfg)
 		h, _, _, stop := setup(t, cfg)
 		tarpit := newTarpit(t)
@@ -298,7 +298,10 @@ func TestHostileGossipBeforeWelcome(t *testing.T) {
 	})
 	h.tryMigrate(b)
 	if err := <-sent; err != nil {
-		t.Fatal(err)
+		// The node may drop the link on this very frame before the
+		// substrate reports the write done; the logged rejection below
+		// shows whether it arrived.
+		t.Logf("send before the welcome: %v", err)
 	}
 	h.keptOld(stop, fsm.NewFailed)
 	if !sink.has(0, "frame rejected", map[string]string{"error": "put before welcome"}) {

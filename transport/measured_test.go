@@ -32,14 +32,15 @@ func (r *recordingPolicy) last() policy.Snapshot {
 	return r.obs[len(r.obs)-1]
 }
 
-// The node sits on a substrate 60ms away (one way) with one 5ms away
+// The node sits on a substrate 30ms away (one way) with one 5ms away
 // beside it. It migrates on latencies it measured itself: the primary's
 // heartbeat round trip and the candidate's probe, with no number handed in.
 func TestMigratesOnMeasuredLatency(t *testing.T) {
 	t.Parallel()
-	const slowDelay, fastDelay = 60 * time.Millisecond, 5 * time.Millisecond
+	const slowDelay, fastDelay = 30 * time.Millisecond, 5 * time.Millisecond
 	for _, mode := range []string{"probe then observe", "observe measures"} {
 		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
 			pol, err := policy.New(policy.Config{})
 			if err != nil {
 				t.Fatal(err)
@@ -47,7 +48,7 @@ func TestMigratesOnMeasuredLatency(t *testing.T) {
 			rec := &recordingPolicy{Evaluator: pol}
 			cfg := fastConfig()
 			cfg.Decider = rec
-			cfg.Tuning.HandshakeTimeout = 5 * time.Second // a few round trips of 120ms, under -race
+			cfg.Tuning.HandshakeTimeout = 5 * time.Second // a few round trips of 60ms, under -race
 			cfg.Tuning.HeartbeatInterval = 50 * time.Millisecond
 			h := newHarness(t, cfg)
 			slow, fast := h.start("sub-slow", 0), h.start("sub-fast", 0)

@@ -201,6 +201,7 @@ func TestSecretNeverLogged(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			var logs syncBuffer
 			cfg := fastConfig()
 			cfg.Secret = secret

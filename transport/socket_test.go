@@ -159,6 +159,7 @@ func TestSlowHandlerBackPressure(t *testing.T) {
 	cfg := fastConfig()
 	cfg.DeliveryBuffer = 16
 	cfg.Tuning.MissedHeartbeats = 2
+	cfg.Tuning.HeartbeatInterval = 50 * time.Millisecond
 	cfg.Tuning.SuspectMin, cfg.Tuning.SuspectMax = 100*time.Millisecond, 200*time.Millisecond
 	mesh := substratetest.NewMesh(substratetest.MeshConfig{Secret: cfg.Secret})
 	t.Cleanup(mesh.Close)
@@ -215,8 +216,10 @@ func TestSlowHandlerBackPressure(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Stay stuck past MissedHeartbeats pings on silence: the parked reader
-	// cannot read pongs, and that must not be taken for a dead link.
-	time.Sleep(time.Duration(2*cfg.Tuning.MissedHeartbeats+2) * (cfg.Tuning.SuspectMin + cfg.Tuning.SuspectMax))
+	// cannot read pongs, and that must not be taken for a dead link. A ping
+	// goes out at least every HeartbeatInterval and fails within SuspectMax;
+	// one more round is margin.
+	time.Sleep(time.Duration(cfg.Tuning.MissedHeartbeats+1) * (cfg.Tuning.HeartbeatInterval + cfg.Tuning.SuspectMax))
 	close(release)
 	h.eventually("every message handled", func() bool {
 		mu.Lock()

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,10 +82,16 @@ func eval[T any](t *testing.T, ctx context.Context, js string) T {
 // scenario selected.
 func TestReviewPageInChromium(t *testing.T) {
 	ctx := browser(t)
+	// Chromium starts (about a second) while the page is generated.
+	started := make(chan error, 1)
+	go func() { started <- chromedp.Do(ctx) }()
 	in := testInput()
 	page := filepath.Join(t.TempDir(), "review.html")
 	if err := os.WriteFile(page, []byte(fileData(t, "review.html")), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-started; err != nil {
+		t.Fatalf("start chromium: %v", err)
 	}
 	if err := chromedp.Do(ctx, chromedp.Navigate("file://"+page), chromedp.WaitVisible(chromedp.CSS("#chart svg"))); err != nil {
 		t.Fatalf("open review.html: %v", err)
@@ -112,28 +118,42 @@ func TestReviewPageInChromium(t *testing.T) {
 	}
 
 	es := edges(c)
+	// Every scenario in one evaluation (a mouse click costs a frame or
+	// more each): a click at the centre of its radio button must reach the
+	// button or its label, and selecting it must light up exactly the
+	// scenario's edges.
+	var names []string
 	for _, sc := range in.scenarios {
-		want := scenarioEdges(sc, es)
-		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#scenario-list input[value="`+sc.name+`"]`))); err != nil {
-			t.Fatalf("select %s: %v", sc.name, err)
-		}
-		got := eval[[]string](t, ctx, `[...new Set([...document.querySelectorAll("#chart svg .hl")].map(e => e.id || e.getAttribute("class").split(" ")[0]))].sort()`)
-		if !slices.Equal(got, want) {
-			t.Errorf("%s: highlighted %v, want its edges %v", sc.name, got, want)
-		}
-		rows := eval[int](t, ctx, `document.querySelectorAll("#steps-`+sc.name+`.shown tr").length`)
-		if rows != len(sc.steps)+1 {
-			t.Errorf("%s: the steps table shows %d rows, want a header and one per step: %d", sc.name, rows, len(sc.steps)+1)
-		}
-		// Highlighting must be visible: taken edges opaque, the rest faded.
-		op := eval[[]string](t, ctx, `[...document.querySelectorAll("#chart svg g.edge")].map(g => (g.classList.contains("hl") ? "hl " : "dim ") + getComputedStyle(g).opacity)`)
-		for _, o := range op {
-			if kind, v, _ := strings.Cut(o, " "); (kind == "hl") != (v == "1") {
-				t.Errorf("%s: an edge drawn %s has opacity %s", sc.name, kind, v)
-				break
-			}
-		}
+		names = append(names, sc.name)
 	}
+	jsNames, err := json.Marshal(names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	picked := eval[[]shownScenario](t, ctx, string(jsNames)+`.map(name => {
+		const input = document.querySelector('#scenario-list input[value="' + name + '"]');
+		input.scrollIntoView({block: "nearest"});
+		const r = input.getBoundingClientRect();
+		const at = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+		const hit = at === input || [...input.labels].some(l => l.contains(at));
+		input.click();
+		return {name, hit, `+shownJS+`};
+	})`)
+	if len(picked) != len(in.scenarios) {
+		t.Fatalf("%d scenarios picked in the page, want %d", len(picked), len(in.scenarios))
+	}
+	for i, sc := range in.scenarios {
+		if !picked[i].Hit {
+			t.Errorf("%s: a click at the centre of its radio button hits an element that does not select it", sc.name)
+		}
+		checkShown(t, sc, es, picked[i])
+	}
+	// One real mouse click, through Chromium's input pipeline.
+	first := in.scenarios[0]
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#scenario-list input[value="`+first.name+`"]`))); err != nil {
+		t.Fatalf("select %s: %v", first.name, err)
+	}
+	checkShown(t, first, es, eval[shownScenario](t, ctx, `(name => ({name, `+shownJS+`}))("`+first.name+`")`))
 
 	boxes := eval[[][5]any](t, ctx, `[...document.querySelectorAll("#chart svg text")].map(e => { const b = e.getBBox(); return [e.textContent, b.x, b.y, b.width, b.height]; })`)
 	var bs []textBox
@@ -162,6 +182,46 @@ func TestReviewPageInChromium(t *testing.T) {
 		}
 		if err := os.WriteFile(shot, png, 0o644); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// shownScenario is what the page shows with a scenario selected.
+type shownScenario struct {
+	Name string
+	Hit  bool // a click at the centre of its radio button reaches it or its label
+	// Highlighted lists the ids of the chart's highlighted edges.
+	Highlighted []string
+	// Rows counts the rows of the scenario's steps table, when shown.
+	Rows int
+	// Opacity is "hl 1" or "dim 0.14" for each edge of the chart.
+	Opacity []string
+}
+
+// shownJS is the fields of a shownScenario, read from the page for the
+// scenario called name.
+const shownJS = `highlighted: [...new Set([...document.querySelectorAll("#chart svg .hl")].map(e => e.id || e.getAttribute("class").split(" ")[0]))].sort(),
+		rows: document.querySelectorAll("#steps-" + name + ".shown tr").length,
+		opacity: [...document.querySelectorAll("#chart svg g.edge")].map(g => (g.classList.contains("hl") ? "hl " : "dim ") + getComputedStyle(g).opacity)`
+
+// checkShown checks the page selected sc: exactly its edges highlighted,
+// the rest faded, and its steps table shown.
+func checkShown(t *testing.T, sc scenario, es []edge, got shownScenario) {
+	t.Helper()
+	if got.Name != sc.name {
+		t.Fatalf("the page showed %q for scenario %q", got.Name, sc.name)
+	}
+	if want := scenarioEdges(sc, es); !slices.Equal(got.Highlighted, want) {
+		t.Errorf("%s: highlighted %v, want its edges %v", sc.name, got.Highlighted, want)
+	}
+	if got.Rows != len(sc.steps)+1 {
+		t.Errorf("%s: the steps table shows %d rows, want a header and one per step: %d", sc.name, got.Rows, len(sc.steps)+1)
+	}
+	// Highlighting must be visible: taken edges opaque, the rest faded.
+	for _, o := range got.Opacity {
+		if kind, v, _ := strings.Cut(o, " "); (kind == "hl") != (v == "1") {
+			t.Errorf("%s: an edge drawn %s has opacity %s", sc.name, kind, v)
+			break
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/repram/handover/transport"
+	"github.com/repram/handover/transport/engine"
 	"github.com/repram/handover/transport/metrics"
 	"github.com/repram/handover/transport/substratetest"
 )
@@ -27,6 +28,9 @@ func Example() {
 	near, _ := mesh.Start(substratetest.Config{ID: "near"})
 	node, _ := transport.New(transport.Config{
 		Identity: transport.Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave},
+		// Gossip crosses this loopback mesh within milliseconds, so the
+		// overlap's margin can be short; the default (1s) suits real networks.
+		Tuning: engine.Tuning{OverlapGrace: 50 * time.Millisecond},
 	})
 	ctx := context.Background()
 	defer node.Close(ctx)

@@ -23,12 +23,13 @@ const (
 )
 
 // seeds is how many seeds each scenario runs: every seed draws other ties
-// among equally good alternatives and other jitter.
+// among equally good alternatives and other jitter. The chaos soak draws
+// far more; these are the scenarios, each checked on a few draws.
 func seeds() uint64 {
 	if testing.Short() || raceEnabled {
 		return 5
 	}
-	return 20
+	return 10
 }
 
 // fourPlusWriter is the setup: four substrates a node can use, a

@@ -65,6 +65,7 @@ func newProxy(t *testing.T, cfg substratetest.ProxyConfig) *substratetest.Proxy 
 }
 
 func TestProxyKeepsBytesInOrderUnderJitterAndLoss(t *testing.T) {
+	t.Parallel()
 	p := newProxy(t, substratetest.ProxyConfig{Target: tcpServer(t, echo), Delay: time.Millisecond,
 		Jitter: 5 * time.Millisecond, Loss: 0.2, RetransmitTimeout: 10 * time.Millisecond, Seed: 7})
 	c, err := net.Dial("tcp", p.Addr())
@@ -112,6 +113,7 @@ func commonPrefix(a, b []byte) int {
 
 // A shorter delay never lets later bytes overtake earlier ones.
 func TestProxySetDelayNeverReorders(t *testing.T) {
+	t.Parallel()
 	p := newProxy(t, substratetest.ProxyConfig{Target: tcpServer(t, echo), Delay: 150 * time.Millisecond})
 	c, err := net.Dial("tcp", p.Addr())
 	if err != nil {
@@ -142,6 +144,7 @@ func TestProxySetDelayNeverReorders(t *testing.T) {
 // Bytes are held at least the one-way delay in each direction: a lower
 // bound the proxy guarantees, not a timing measurement.
 func TestProxyDelaysBothDirections(t *testing.T) {
+	t.Parallel()
 	s := start(t, newMesh(t, substratetest.MeshConfig{}), substratetest.Config{ID: "s1"})
 	const delay = 30 * time.Millisecond
 	p := newProxy(t, substratetest.ProxyConfig{Target: s.Addr(), Delay: delay})
@@ -168,6 +171,7 @@ func TestProxyDelaysBothDirections(t *testing.T) {
 // A target that stops reading makes the proxy stop reading too: its
 // buffers are bounded, so the sender's writes stall.
 func TestProxyBuffersAreBounded(t *testing.T) {
+	t.Parallel()
 	block := make(chan struct{})
 	target := tcpServer(t, func(c net.Conn) { <-block; _ = c.Close() })
 	defer close(block)
@@ -177,15 +181,28 @@ func TestProxyBuffersAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.SetWriteDeadline(time.Now().Add(time.Second)); err != nil {
-		t.Fatal(err)
-	}
 	// Far more than the proxy's 1 MiB per direction plus the kernel's
 	// socket buffers on both connections.
-	_, err = c.Write(make([]byte, 256<<20))
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("writing 256 MiB into a target that never reads: %v, want the deadline to pass", err)
+	const bound = 64 << 20
+	buf := make([]byte, 1<<20)
+	total := 0
+	for range 1000 {
+		if err := c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.Write(buf)
+		total += n
+		if total > bound {
+			t.Fatalf("the proxy took %d MiB from a sender while its target read nothing: its buffers are not bounded", total>>20)
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return // stalled: not one byte taken in 100ms
+		}
 	}
+	t.Fatalf("writes into a target that never reads never stalled (%d MiB taken)", total>>20)
 }
 
 func TestProxyCloseEndsOpenConnections(t *testing.T) {

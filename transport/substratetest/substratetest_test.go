@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +19,19 @@ import (
 	"github.com/repram/handover/transport/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines. The tests that wait on timers
+// (delays, hangs, write timeouts) run in parallel, after the others, and
+// unless -parallel is given four at a time rather than GOMAXPROCS (two
+// here): they wait more than they compute.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", "4")
+	}
+	goleak.VerifyTestMain(m)
+}
 
 var secret = []byte("harness-test-secret")
 
@@ -322,6 +335,7 @@ func TestMuteHello(t *testing.T) {
 }
 
 func TestWelcomeDelay(t *testing.T) {
+	t.Parallel()
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
 	s := start(t, m, substratetest.Config{ID: "a"})
 	seen := hellos(s)
@@ -367,6 +381,7 @@ func TestNoForward(t *testing.T) {
 // no heartbeat), nor drops the child; clearing the hang releases what was
 // queued, in order.
 func TestHang(t *testing.T) {
+	t.Parallel()
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
 	s := start(t, m, substratetest.Config{ID: "a"})
 	c := attach(t, m, s, "n1", "default")
@@ -399,6 +414,7 @@ func TestHang(t *testing.T) {
 // A hung substrate whose child's queue fills keeps the child: the newest
 // frames are lost, not the connection (a stopped process closes nothing).
 func TestHangKeepsAChildWhoseQueueFills(t *testing.T) {
+	t.Parallel()
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret, QueueSize: 3})
 	s := start(t, m, substratetest.Config{ID: "a"})
 	c := attach(t, m, s, "n1", "default")
@@ -621,6 +637,7 @@ func TestSecondHelloReplacesRegistration(t *testing.T) {
 }
 
 func TestSlowChildIsDropped(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		cfg  substratetest.MeshConfig
