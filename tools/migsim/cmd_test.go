@@ -52,6 +52,11 @@ func TestModes(t *testing.T) {
 		{[]string{"-replay", "x.csv"}, "replay", []string{"-replay", "x.csv"}},
 		{[]string{"-connect=h:1"}, "live", []string{"-connect=h:1"}},
 		{[]string{"-scenario", "x", "--", "-compare"}, "run", []string{"-scenario", "x", "--", "-compare"}},
+		{[]string{"x", "-compare"}, "run", []string{"x", "-compare"}},
+		// A flag's value is not an argument: the scan goes on past it.
+		{[]string{"-scenario", "jitter", "-compare"}, "compare", []string{"-scenario", "jitter"}},
+		{[]string{"-json", "-improvement", "0.2", "-replay", "x.csv"}, "replay", []string{"-json", "-improvement", "0.2", "-replay", "x.csv"}},
+		{[]string{"-secret=s", "-v", "-enclave", "e", "-connect", "h:1"}, "live", []string{"-secret=s", "-v", "-enclave", "e", "-connect", "h:1"}},
 	} {
 		mode, rest := legacyMode(c.args)
 		if mode != c.mode || !slices.Equal(rest, c.rest) {

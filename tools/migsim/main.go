@@ -96,8 +96,13 @@ func migsim(ctx context.Context, args []string, out io.Writer) error {
 // legacyMode finds the mode of the old forms, which named it with a flag
 // of the default mode: -compare, -replay FILE, -connect LIST.
 func legacyMode(args []string) (string, []string) {
+	value := false // args[i] is the value of the flag before it
 	for i, a := range args {
-		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if value {
+			value = false
+			continue
+		}
+		name, _, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		switch {
 		case !strings.HasPrefix(a, "-") || a == "--":
 			return "run", args
@@ -108,9 +113,14 @@ func legacyMode(args []string) (string, []string) {
 		case name == "connect":
 			return "live", args
 		}
+		value = !inline && !legacyBools[name]
 	}
 	return "run", args
 }
+
+// legacyBools are the boolean flags of the old single flag set: any other
+// flag written without "=" takes the next argument as its value.
+var legacyBools = map[string]bool{"json": true, "compare": true, "v": true, "virtual": true}
 
 // usage prints a mode's usage line, what it does, and its flags.
 func usage(fs interface {
