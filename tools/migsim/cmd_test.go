@@ -35,6 +35,16 @@ func TestScaleCommand(t *testing.T) {
 			t.Errorf("scale %q: no error", bad)
 		}
 	}
+	// A flag the chosen variant would ignore is refused before anything runs.
+	for _, ignored := range [][]string{
+		{"-nodes", "400", "-substrates", "8", "-seed", "2", "-goodbye-gap", "1s"},
+		{"-sockets", "-nodes", "2", "-plot", t.TempDir()},
+	} {
+		out.Reset()
+		if err := scaleCmd(context.Background(), ignored, &out); !errors.Is(err, errUsage) {
+			t.Errorf("scale %q: %v, want a usage error naming the ignored flag", ignored, err)
+		}
+	}
 }
 
 // TestModes checks which mode the arguments select, the old forms

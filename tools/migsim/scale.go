@@ -61,9 +61,25 @@ func scaleCmd(ctx context.Context, args []string, out io.Writer) error {
 		defer debug.SetGCPercent(debug.SetGCPercent(scaleGCPercent))
 		gc = fmt.Sprintf("GC percent %d (set GOGC to override)", scaleGCPercent)
 	}
+	// Each variant takes only its own flags: one the other ignores is
+	// refused, not silently dropped.
+	var ignored []string
+	rateSet := false
+	fs.Visit(func(f *flag.Flag) {
+		rateSet = rateSet || f.Name == "publish-rate"
+		if socketFlags[f.Name] != sockets && f.Name != "publish-rate" && f.Name != "nodes" && f.Name != "json" {
+			ignored = append(ignored, "-"+f.Name)
+		}
+	})
+	if len(ignored) > 0 {
+		variant := "in virtual time (without -sockets)"
+		if sockets {
+			variant = "with -sockets"
+		}
+		fmt.Fprintf(fs.Output(), "migsim scale: %s not used %s: drop it, or see migsim scale -h\n", strings.Join(ignored, ", "), variant)
+		return errUsage
+	}
 	if sockets {
-		rateSet := false
-		fs.Visit(func(f *flag.Flag) { rateSet = rateSet || f.Name == "publish-rate" })
 		return scaleSockets(ctx, c, rateSet, goodbyeGap, asJSON, gc, out)
 	}
 	res, err := vscale.Run(c)
@@ -91,6 +107,10 @@ func scaleCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	return nil
 }
+
+// socketFlags are the flags only scale -sockets uses; -nodes, -publish-rate
+// and -json serve both variants, every other flag only the virtual one.
+var socketFlags = map[string]bool{"sockets": true, "goodbye-gap": true}
 
 // scaleSockets is `migsim scale -sockets`: the mass migration over real
 // loopback WebSockets (publish rate 20 unless given).
