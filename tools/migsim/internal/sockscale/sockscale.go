@@ -317,7 +317,7 @@ func waitAll(ctx context.Context, nodes []*transport.Node, bound time.Duration, 
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d nodes not there after %v", missing, len(nodes), bound)
+			return fmt.Errorf("%d of %d nodes not there after %v: this process runs both ends of every link, so try fewer -nodes (or a quieter machine)", missing, len(nodes), bound)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
