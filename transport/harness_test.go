@@ -303,3 +303,10 @@ func (h *harness) took(e fsm.Event, to fsm.State) bool {
 	}
 	return false
 }
+
+// post hands the loop one input as a link's report, through a mailbox of
+// its own; false once the loop has exited. Not for GossipReceived: the loop
+// would wait for the delivery credit no reader took.
+func (n *Node) post(in engine.Input) bool {
+	return new(link).postInput(n.env, in)
+}

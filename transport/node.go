@@ -128,12 +128,6 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// post hands the loop one input as a link's report, through a mailbox of
-// its own; false once the loop has exited. Tests inject reports with it.
-func (n *Node) post(in engine.Input) bool {
-	return new(link).postInput(n.env, in)
-}
-
 // enqueue runs f on the loop; false once the loop has exited.
 func (n *Node) enqueue(f func()) bool {
 	select {
