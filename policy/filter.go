@@ -160,7 +160,7 @@ func (e *estimate) restartAt(x float64) {
 func (e *estimate) add(x float64, cycle int, prior float64, p filterParams) {
 	e.seen = cycle
 	if e.n == 0 {
-		if e.dev == 0 { // new, not restarted
+		if e.devN == 0 { // new, not restarted: the noise is not known yet
 			e.dev, e.devN = prior, 1
 		}
 		e.restartAt(x)
@@ -259,9 +259,12 @@ func (e *Evaluator) observe(obs Snapshot) {
 	if !e.f.on {
 		return
 	}
-	prior := freshDev // a fresh substrate is taken to be as noisy as the current one
+	// A fresh substrate is taken to be as noisy as the current one, and never
+	// less than minRelDev: a current path so steady that its deviation has
+	// decayed to nothing must not give a one-sample candidate no margin.
+	prior := freshDev
 	if cur := e.est[obs.Current.ID]; cur != nil && obs.Current.ID != "" {
-		prior = cur.dev
+		prior = max(cur.dev, minRelDev)
 	}
 	feed := func(s Measurement) {
 		if s.ID == "" || s.Latency <= 0 {

@@ -156,6 +156,21 @@ func TestFilterFreshCandidate(t *testing.T) {
 	settle(t, e, obs(in("s1", ms(100)), in("s9", ms(30))), 2)
 }
 
+// A current path so steady that its deviation decays to nothing (a
+// simulation, a constant stub) must not lend a newcomer zero noise: its first
+// sample still carries minRelDev.
+func TestFilterFreshCandidateAfterASteadyCurrent(t *testing.T) {
+	e := newDefault(t)
+	for range 30_000 {
+		e.Evaluate(obs(in("s1", ms(100))))
+	}
+	e.Evaluate(obs(in("s1", ms(100)), in("s9", ms(100))))
+	est, ok := e.Estimate("s9")
+	if !ok || est.Noise <= 0 {
+		t.Fatalf("newcomer's estimate %+v, %v: want some noise on one sample", est, ok)
+	}
+}
+
 func TestEstimate(t *testing.T) {
 	e := newDefault(t)
 	if _, ok := e.Estimate("s1"); ok {
