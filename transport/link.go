@@ -89,7 +89,6 @@ type report struct {
 type linkEnv struct {
 	cfg      *Config
 	hello    []byte
-	dialOpt  *websocket.DialOptions
 	ready    chan<- *link    // a link whose mailbox has reports, signalled once per batch
 	loopDone <-chan struct{} // closed when the event loop exits
 	credits  chan struct{}   // delivery credits: send to take, receive to return
@@ -214,8 +213,7 @@ func (l *link) run(env linkEnv) {
 	defer env.wg.Done()
 	// Before the connection reads from its socket, which may block, the
 	// reports the reader left unsignalled are signalled.
-	dialCtx := context.WithValue(l.ctx, beforeSocketReadKey{}, func() { l.flush(env) })
-	conn, resp, err := websocket.Dial(dialCtx, l.target.URL, env.dialOpt)
+	conn, resp, err := websocket.Dial(l.ctx, l.target.URL, dialOptions(env.cfg, func() { l.flush(env) }))
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
 	}
@@ -425,30 +423,27 @@ func closeCause(err error) error {
 	return err
 }
 
-// dialOptions dials through a transport of its own: its connections read
-// through a buffer of readBufferSize, calling the func() the dial's context
-// holds under beforeSocketReadKey (if any) whenever that buffer is empty,
-// and none is kept idle once a handshake is refused (a WebSocket takes its
-// connection over).
-func dialOptions(cfg *Config) *websocket.DialOptions {
+// dialOptions dials through an HTTP transport of its own, so a connection
+// it dials can never be handed to another link's request, and keeps none
+// idle once a handshake is refused (a WebSocket takes its connection over).
+// With beforeSocketRead, the connection reads through a buffer of
+// readBufferSize and calls beforeSocketRead whenever that buffer is empty.
+func dialOptions(cfg *Config, beforeSocketRead func()) *websocket.DialOptions {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = cfg.TLSConfig
 	tr.DisableKeepAlives = true
-	dial := tr.DialContext
-	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
+	if beforeSocketRead != nil {
+		dial := tr.DialContext
+		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &readBufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize), before: beforeSocketRead}, nil
 		}
-		before, _ := ctx.Value(beforeSocketReadKey{}).(func())
-		return &readBufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize), before: before}, nil
 	}
 	return &websocket.DialOptions{HTTPHeader: cfg.HTTPHeader, HTTPClient: &http.Client{Transport: tr}}
 }
-
-// beforeSocketReadKey is the context key of a dial's hook: a func() that a
-// connection calls before it reads from its socket.
-type beforeSocketReadKey struct{}
 
 // readBufferSize is how much of a link's stream one read from the socket
 // may take at once. The WebSocket library reads through a 4 KiB buffer: a
@@ -459,11 +454,11 @@ const readBufferSize = 64 << 10
 type readBufferedConn struct {
 	net.Conn
 	r      *bufio.Reader
-	before func() // called before a read from the socket; may be nil
+	before func() // called before a read from the socket
 }
 
 func (c *readBufferedConn) Read(p []byte) (int, error) {
-	if c.before != nil && c.r.Buffered() == 0 {
+	if c.r.Buffered() == 0 {
 		c.before()
 	}
 	return c.r.Read(p)

@@ -120,7 +120,7 @@ func New(cfg Config) (*Node, error) {
 		out: make(chan *Gossip, cfg.DeliveryBuffer), loopDone: make(chan struct{}), delivDone: make(chan struct{}),
 		eng: eng, links: map[engine.LinkID]*link{}, timer: time.NewTimer(time.Hour),
 	}
-	n.env = linkEnv{cfg: &n.cfg, hello: hello, dialOpt: dialOptions(&n.cfg), ready: n.ready, loopDone: n.loopDone,
+	n.env = linkEnv{cfg: &n.cfg, hello: hello, ready: n.ready, loopDone: n.loopDone,
 		credits: make(chan struct{}, cfg.DeliveryBuffer), wg: &n.wg}
 	n.publish()
 	go n.loop()

@@ -48,7 +48,7 @@ func Probe(ctx context.Context, s Substrate, opt ProbeOptions) (time.Duration, e
 	if opt.Count == 0 {
 		opt.Count = DefaultProbeCount
 	}
-	dialOpt := dialOptions(&Config{TLSConfig: opt.TLSConfig, HTTPHeader: opt.HTTPHeader})
+	dialOpt := dialOptions(&Config{TLSConfig: opt.TLSConfig, HTTPHeader: opt.HTTPHeader}, nil)
 	conn, resp, err := websocket.Dial(ctx, s.URL, dialOpt)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
