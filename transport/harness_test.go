@@ -204,14 +204,16 @@ func (h *harness) publishOne() error {
 
 // publishing publishes one message every gap in the background until the
 // returned stop is called, or the test ends: the goroutine never outlives
-// the test, whichever way it ends.
+// the test, whichever way it ends. It publishes at least one message even
+// when stop comes before the goroutine first runs, so a check of what was
+// published never finds nothing because of scheduling.
 func (h *harness) publishing(gap time.Duration) (stop func()) {
 	var quit atomic.Bool
 	done := make(chan struct{})
 	var failed error
 	go func() {
 		defer close(done)
-		for !quit.Load() {
+		for first := true; first || !quit.Load(); first = false {
 			if err := h.publishOne(); err != nil {
 				failed = err
 				return
