@@ -38,7 +38,7 @@ func TestBreakBeforeMakeVariant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := explore(m, 5)
+	x := explore(m, exhaustiveDepth)
 	if x.err != nil {
 		t.Fatal(x.err)
 	}
