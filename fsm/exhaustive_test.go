@@ -257,23 +257,22 @@ func setBranch(c *fsm.Chart, t fsm.Edge) {
 	c.Transitions, c.Ignores = append(c.Transitions, t), igs
 }
 
-// machineDepth bounds the sequences replayed on real Machines.
-const machineDepth = 4
-
-// TestMachineAgreesOnShortSequences walks every input sequence up to
-// machineDepth with real Machines: at each node a Machine in the node's state
-// fires each event with each has_alternative outcome that matters (and
-// others_racing from the links so far), and must return the declared step and
-// end in its state. Building a looplab machine is slow under -race, so the
-// Machines are pooled by state: each fire takes one in the node's state,
-// whatever history brought it there, which also checks that a Machine's
-// behaviour depends on its state alone.
-func TestMachineAgreesOnShortSequences(t *testing.T) {
+// TestMachineAgreesAlongEverySequence walks every input sequence up to
+// exhaustiveDepth with real Machines, merging histories as the exhaustive
+// search does: at each node a Machine in the node's state fires each event
+// with each has_alternative outcome that matters (and others_racing from the
+// links so far), and must return the declared step and end in its state.
+// Building a looplab machine is slow under -race, so the Machines are pooled
+// by state: each fire takes one in the node's state, whatever history
+// brought it there, which also checks that a Machine's behaviour depends on
+// its state alone.
+func TestMachineAgreesAlongEverySequence(t *testing.T) {
 	m := declaredModel(t)
 	var (
 		fired, built int
 		pool         = map[fsm.State][]*fsm.Machine{}
-		walk         func(s fsm.State, links fsm.Links, depth int, seq []string)
+		done         = map[node]int{}
+		walk         func(s fsm.State, links fsm.Links, depth int, seq []string) int
 	)
 	machineIn := func(s fsm.State) *fsm.Machine {
 		if ms := pool[s]; len(ms) > 0 {
@@ -287,12 +286,18 @@ func TestMachineAgreesOnShortSequences(t *testing.T) {
 		built++
 		return mach
 	}
-	walk = func(s fsm.State, links fsm.Links, depth int, seq []string) {
+	// walk returns how many sequences of 1 to depth inputs from s it covered.
+	walk = func(s fsm.State, links fsm.Links, depth int, seq []string) int {
 		si := m.index[s]
+		at := node{state: si, candidates: len(links.Candidates), depth: depth, primary: links.Primary != 0}
+		if n, ok := done[at]; ok {
+			return n
+		}
+		n := 0
 		for ei, e := range m.chart.Events {
 			for _, alt := range []bool{false, true} {
 				if t.Failed() {
-					return
+					return n
 				}
 				if alt && !m.asksAlt[si][ei] {
 					continue
@@ -301,36 +306,39 @@ func TestMachineAgreesOnShortSequences(t *testing.T) {
 				holds := guardsOf(links, alt)
 				got, err := mach.Fire(e, holds)
 				fired++
+				n++
 				want, _ := m.step(s, e, holds)
 				seq := append(seq, fmt.Sprintf("%s(alt=%t)", e, alt))
 				if err != nil {
 					t.Errorf("after %v: %v", seq, err)
-					return
+					return n
 				}
 				if d := diffStep(got, want); d != "" {
 					t.Errorf("after %v: %s", seq, d)
 				}
 				if mach.State() != want.To {
 					t.Errorf("after %v: machine in %s, want %s", seq, mach.State(), want.To)
-					return
+					return n
 				}
 				pool[want.To] = append(pool[want.To], mach)
 				next, err := advance(links, got)
 				if err != nil {
 					t.Errorf("after %v: %v", seq, err)
-					return
+					return n
 				}
 				if depth > 1 {
-					walk(want.To, next, depth-1, seq)
+					n += walk(want.To, canonical(next), depth-1, seq)
 				}
 			}
 		}
+		done[at] = n
+		return n
 	}
-	walk(m.chart.Initial, fsm.Links{}, machineDepth, nil)
-	if want := explore(m, machineDepth).steps; fired != want {
-		t.Errorf("fired %d events, want one per input sequence the exhaustive search explores: %d", fired, want)
+	covered := walk(m.chart.Initial, fsm.Links{}, exhaustiveDepth, nil)
+	if want := explore(m, exhaustiveDepth).steps; covered != want {
+		t.Errorf("covered %d input sequences, want every one the exhaustive search checks: %d", covered, want)
 	}
-	t.Logf("fired %d events on %d pooled Machines (sequences up to length %d)", fired, built, machineDepth)
+	t.Logf("fired %d events on %d pooled Machines, covering %d input sequences of length 1 to %d", fired, built, covered, exhaustiveDepth)
 }
 
 // TestMachineLongWalk drives one Machine through a long pseudo-random input
