@@ -35,9 +35,11 @@ func TestNoiseEqualMeansNoFlap(t *testing.T) {
 			for _, seed := range noiseSeeds {
 				tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed}.trace()
 				def := replay(t, tr, Config{}, Hysteresis)
-				raw := replay(t, tr, Config{Filter: FilterNone}, Hysteresis)
-				naive := replay(t, tr, Config{}, Naive)
-				t.Logf("seed %d: filtered %d migrations, raw %d, naive %d", seed, def.Migrations, raw.Migrations, naive.Migrations)
+				if testing.Verbose() { // the same trace without the filter and without hysteresis, for comparison
+					raw := replay(t, tr, Config{Filter: FilterNone}, Hysteresis)
+					naive := replay(t, tr, Config{}, Naive)
+					t.Logf("seed %d: filtered %d migrations, raw %d, naive %d", seed, def.Migrations, raw.Migrations, naive.Migrations)
+				}
 				if def.Migrations != 0 {
 					t.Errorf("seed %d: %v; want no migration between substrates of equal means: %+v", seed, def, def.Moves[0])
 				}
@@ -126,12 +128,14 @@ func TestNoiseLure(t *testing.T) {
 			for _, seed := range noiseSeeds {
 				tr := noiseTrace{class: c, cycles: noiseCycles, seed: seed, frac: 0.5, lure: 4}.trace()
 				def := replay(t, tr, Config{}, Hysteresis)
-				raw := replay(t, tr, Config{Filter: FilterNone}, Hysteresis)
-				naive := replay(t, tr, Config{}, Naive)
 				first, second := halves(def)
-				rf, rs := halves(raw)
-				t.Logf("seed %d: filtered %d+%d migrations (first, second half), raw %d+%d, naive %d",
-					seed, first, second, rf, rs, naive.Migrations)
+				if testing.Verbose() { // the same trace without the filter and without hysteresis, for comparison
+					raw := replay(t, tr, Config{Filter: FilterNone}, Hysteresis)
+					naive := replay(t, tr, Config{}, Naive)
+					rf, rs := halves(raw)
+					t.Logf("seed %d: filtered %d+%d migrations (first, second half), raw %d+%d, naive %d",
+						seed, first, second, rf, rs, naive.Migrations)
+				}
 				if second >= first && second > 0 {
 					t.Errorf("seed %d: %d migrations in the first half, %d in the second: want fewer later", seed, first, second)
 				}
