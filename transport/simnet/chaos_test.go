@@ -61,9 +61,18 @@ func chaosRun(seed uint64, failStop bool, logf func(string, ...any)) (chaosOutco
 	rng := rand.New(rand.NewPCG(seed, 0xc4a05))
 	var out chaosOutcome
 	h := fnv.New64a()
+	var buf []byte
 	var s *Sim
 	s = New(Config{Seed: seed, OnTransition: func(n NodeID, tr engine.Transition) {
-		fmt.Fprintf(h, "%d %d %s %s %s %s %s|", n, tr.At.UnixNano(), tr.Step.From, tr.Step.Event, tr.Step.Guard, tr.Primary, tr.Candidate)
+		// "n at from event guard primary candidate|", appended rather than
+		// formatted: this runs for every transition of the soak.
+		buf = strconv.AppendInt(buf[:0], int64(n), 10)
+		buf = append(buf, ' ')
+		buf = strconv.AppendInt(buf, tr.At.UnixNano(), 10)
+		for _, f := range [...]string{string(tr.Step.From), string(tr.Step.Event), string(tr.Step.Guard), tr.Primary, tr.Candidate} {
+			buf = append(append(buf, ' '), f...)
+		}
+		h.Write(append(buf, '|'))
 		if logf != nil {
 			logf("n%d %v %s --%s[%s]--> %s primary=%s cand=%s: %s", n, s.Now(), tr.Step.From, tr.Step.Event, tr.Step.Guard,
 				tr.Step.To, tr.Primary, tr.Candidate, tr.Reason)

@@ -139,6 +139,7 @@ type Sim struct {
 	pings    []ping
 	freePing []int32
 	msgs     []msgRec
+	gossipIn engine.GossipReceived // the input of every gossip frame, reused
 
 	refusals    int
 	rehome      []time.Duration
@@ -168,6 +169,7 @@ type ping struct {
 type msgRec struct {
 	id     string
 	at     int64
+	unix   int64 // its timestamp: Unix seconds of the epoch plus at
 	origin int32
 }
 
@@ -293,7 +295,7 @@ func (s *Sim) push(e event) {
 func (s *Sim) Publish(origin string) int {
 	o := s.mustSub(origin)
 	i := len(s.msgs)
-	s.msgs = append(s.msgs, msgRec{id: "m" + strconv.Itoa(i), at: s.now, origin: o.idx})
+	s.msgs = append(s.msgs, msgRec{id: "m" + strconv.Itoa(i), at: s.now, unix: s.Time().Unix(), origin: o.idx})
 	for _, sub := range s.subs {
 		if sub.receives(o) {
 			s.push(event{at: s.now + int64(sub.cfg.Delay), kind: evArrive, sub: sub.idx, msg: int32(i)})
