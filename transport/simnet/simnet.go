@@ -140,6 +140,8 @@ type Sim struct {
 	freePing []int32
 	msgs     []msgRec
 	gossipIn engine.GossipReceived // the input of every gossip frame, reused
+	ids      string                // the ids of the current block of idBlock messages
+	idEnds   [idBlock]int32        // where each id of the block ends in ids
 
 	refusals    int
 	rehome      []time.Duration
@@ -295,13 +297,37 @@ func (s *Sim) push(e event) {
 func (s *Sim) Publish(origin string) int {
 	o := s.mustSub(origin)
 	i := len(s.msgs)
-	s.msgs = append(s.msgs, msgRec{id: "m" + strconv.Itoa(i), at: s.now, unix: s.Time().Unix(), origin: o.idx})
+	s.msgs = append(s.msgs, msgRec{id: s.msgID(i), at: s.now, unix: s.Time().Unix(), origin: o.idx})
 	for _, sub := range s.subs {
 		if sub.receives(o) {
 			s.push(event{at: s.now + int64(sub.cfg.Delay), kind: evArrive, sub: sub.idx, msg: int32(i)})
 		}
 	}
 	return i
+}
+
+// idBlock is how many message ids share one allocation.
+const idBlock = 64
+
+// msgID returns the id of message i, "m<i>", for i = len(s.msgs): the ids
+// are cut from one string per idBlock messages (every id stays referenced
+// by s.msgs anyway), not allocated one by one.
+func (s *Sim) msgID(i int) string {
+	k := i % idBlock
+	if k == 0 {
+		b := make([]byte, 0, idBlock*(len(strconv.Itoa(i+idBlock))+1))
+		for j := range idBlock {
+			b = append(b, 'm')
+			b = strconv.AppendInt(b, int64(i+j), 10)
+			s.idEnds[j] = int32(len(b))
+		}
+		s.ids = string(b)
+	}
+	start := int32(0)
+	if k > 0 {
+		start = s.idEnds[k-1]
+	}
+	return s.ids[start:s.idEnds[k]]
 }
 
 // PublishRate publishes perSecond messages a second on origin, evenly
