@@ -337,8 +337,13 @@ func (s *Sim) PublishRate(origin string, perSecond float64, from, until time.Dur
 	if perSecond <= 0 {
 		return
 	}
-	s.rates = append(s.rates, rate{origin: o.idx, period: max(int64(float64(time.Second)/perSecond), 1), until: int64(until)})
-	s.push(event{at: max(int64(from), s.now), kind: evPublish, sub: o.idx, aux: int32(len(s.rates) - 1)})
+	r := rate{origin: o.idx, period: max(int64(float64(time.Second)/perSecond), 1), until: int64(until)}
+	s.rates = append(s.rates, r)
+	start := max(int64(from), s.now)
+	if r.until >= start { // room for what it publishes, rather than growing as it goes
+		s.msgs = slices.Grow(s.msgs, int((r.until-start)/r.period)+1)
+	}
+	s.push(event{at: start, kind: evPublish, sub: o.idx, aux: int32(len(s.rates) - 1)})
 }
 
 // Published returns how many messages were published so far.
