@@ -147,11 +147,17 @@ func TestRefusalChain(t *testing.T) {
 	for seed := uint64(1); seed <= seeds(); seed++ {
 		l := fourPlusWriter(t, seed)
 		n := l.node("a", 0, cycle)
-		// b and c are full: one child each, capacity one.
+		// b and c are full: one child each, capacity one. The children
+		// are of another enclave: registered, they take the one place,
+		// and nothing is forwarded to them (their deliveries were two
+		// thirds of the run, and no part of the chain).
 		l.SetMaxChildren("b", 1)
 		l.SetMaxChildren("c", 1)
-		l.node("b", 0, 0)
-		l.node("c", 0, 0)
+		for _, id := range []string{"b", "c"} {
+			if _, err := l.AddNode(NodeConfig{Engine: engine.Config{Enclave: "other"}, Attach: id}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		l.At(faultAt, func() { l.Shutdown("a") })
 		r := l.run(runUntil)
 		nr := r.Nodes[n]
