@@ -421,7 +421,10 @@ func (s *Sim) observeNow(n *node, subs []engine.Substrate) {
 	if len(subs) == 0 {
 		subs = n.eng.Known()
 	}
-	obs := engine.Observe{Candidates: make([]engine.Candidate, 0, len(subs))}
+	// The candidates' slice is reused: the engine reads it within the
+	// step and keeps none of it.
+	obs := engine.Observe{Candidates: s.obsBuf[:0]}
+	defer func() { s.obsBuf = obs.Candidates[:0] }()
 	if _, cur, ok := n.eng.Primary(); ok {
 		if sub := s.byURL[cur.URL]; sub != nil && !sub.dead && !sub.hung {
 			obs.CurrentLatency = time.Duration(s.rttTo(n, sub))

@@ -140,6 +140,7 @@ type Sim struct {
 	freePing []int32
 	msgs     []msgRec
 	gossipIn engine.GossipReceived // the input of every gossip frame, reused
+	obsBuf   []engine.Candidate    // the candidates of every Observe, reused
 	ids      string                // the ids of the current block of idBlock messages
 	idEnds   [idBlock]int32        // where each id of the block ends in ids
 
