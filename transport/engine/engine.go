@@ -140,6 +140,8 @@ func (e *Engine) Step(now time.Time, in Input) ([]Effect, error) {
 	case GoodbyeReceived:
 		e.goodbye(in)
 	case GossipReceived:
+		e.gossip(&in)
+	case *GossipReceived:
 		e.gossip(in)
 	case FrameRejected:
 		e.rejected(in)
@@ -264,15 +266,17 @@ func (e *Engine) observe(obs Observe) {
 			po.Current.Latency = p.srtt
 		}
 	}
-	byID := map[string]Substrate{}
+	dialable := func(c Candidate) bool { return c.ID != "" && c.ID != e.cfg.NodeID && c.URL != "" }
+	if len(obs.Candidates) > 0 {
+		po.Candidates = make([]policy.Measurement, 0, len(obs.Candidates))
+	}
 	for _, c := range obs.Candidates {
-		if c.ID == "" || c.ID == e.cfg.NodeID || c.URL == "" {
+		if !dialable(c) {
 			continue // cannot be dialled: not offered to the policy
 		}
 		if k := e.reg.learn(c.Substrate); k != nil && c.Latency > 0 {
 			k.rtt = c.Latency
 		}
-		byID[c.ID] = c.Substrate
 		po.Candidates = append(po.Candidates, policy.Measurement{ID: c.ID, Address: c.URL, Enclave: c.Enclave, Latency: c.Latency})
 	}
 	d := e.pol.Evaluate(po)
@@ -282,12 +286,17 @@ func (e *Engine) observe(obs Observe) {
 			e.log.Debug().Str("candidate", d.Candidate.ID).Msg("policy named the primary's own substrate: not a migration")
 			break
 		}
-		t, ok := byID[d.Candidate.ID]
-		if !ok {
+		// The last observation of that id, as a map by id would keep (a
+		// cycle is a handful of substrates: no map to allocate).
+		i := len(obs.Candidates) - 1
+		for i >= 0 && !(dialable(obs.Candidates[i]) && obs.Candidates[i].ID == d.Candidate.ID) {
+			i--
+		}
+		if i < 0 {
 			e.log.Warn().Str("candidate", d.Candidate.ID).Msg("policy named a substrate this cycle did not observe: not a migration")
 			break
 		}
-		e.target = t
+		e.target = obs.Candidates[i].Substrate
 		e.fire(fsm.CandidateBetter, nil, "policy: "+d.Reason)
 	case fsm.CooldownElapsed:
 		e.fire(fsm.CooldownElapsed, nil, "policy: "+d.Reason)
@@ -369,7 +378,7 @@ func (e *Engine) goodbye(in GoodbyeReceived) {
 	e.fire(fsm.Goodbye, nil, fmt.Sprintf("%s said goodbye %q: %d substrates to try", l.target.ID, in.Goodbye.Reason, len(e.queue)))
 }
 
-func (e *Engine) gossip(in GossipReceived) {
+func (e *Engine) gossip(in *GossipReceived) {
 	l, isPrimary := e.role(in.Link, "gossip")
 	if l == nil {
 		return
@@ -565,10 +574,14 @@ func same(a, b Substrate) bool {
 
 // deadlines acts on every deadline that has passed.
 func (e *Engine) deadlines() {
-	for _, c := range slices.Clone(e.cands) {
-		if !c.welcome && !e.now.Before(c.handshakeBy) && e.isCandidate(c) {
-			e.reg.failed(c.target, e.now, e.cfg.FailureBackoff, e.cfg.FailureBackoffMax, e.rng)
-			e.fire(fsm.HandshakeTimeout, c, fmt.Sprintf("no welcome from %s within %v", c.target.URL, e.cfg.HandshakeTimeout))
+	// A handshake timeout drops its candidate: iterate over a copy, made
+	// only when one is due (this runs on every Step).
+	if slices.ContainsFunc(e.cands, e.handshakeDue) {
+		for _, c := range slices.Clone(e.cands) {
+			if e.handshakeDue(c) && e.isCandidate(c) {
+				e.reg.failed(c.target, e.now, e.cfg.FailureBackoff, e.cfg.FailureBackoffMax, e.rng)
+				e.fire(fsm.HandshakeTimeout, c, fmt.Sprintf("no welcome from %s within %v", c.target.URL, e.cfg.HandshakeTimeout))
+			}
 		}
 	}
 	if !e.raceAt.IsZero() && !e.now.Before(e.raceAt) {
@@ -622,6 +635,9 @@ func (e *Engine) deadlines() {
 		}
 	}
 }
+
+// handshakeDue reports whether candidate c's welcome is overdue.
+func (e *Engine) handshakeDue(c *link) bool { return !c.welcome && !e.now.Before(c.handshakeBy) }
 
 // margin is the current overlap margin, from the measured skew.
 func (e *Engine) margin() time.Duration { return e.skew.margin(e.cfg.OverlapFloor, e.cfg.OverlapGrace) }

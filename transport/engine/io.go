@@ -60,7 +60,9 @@ type (
 		Link    LinkID
 		Goodbye wire.Goodbye
 	}
-	// GossipReceived: one verified gossip frame, decoded.
+	// GossipReceived: one verified gossip frame, decoded. Step takes it
+	// by value or by pointer (the engine keeps no reference to it): a
+	// shell reusing one *GossipReceived boxes no copy of it per frame.
 	GossipReceived struct {
 		Link    LinkID
 		Type    wire.Type

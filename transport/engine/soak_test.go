@@ -65,10 +65,24 @@ func TestEngineSoak(t *testing.T) {
 		dialled := map[LinkID]Substrate{}
 		closed := map[LinkID]bool{}
 		delivered := map[string]bool{}
-		var log []string
+		// The last steps, formatted only for a failure: formatting every
+		// step was most of the soak's time.
+		type soakStep struct {
+			at   time.Duration
+			in   Input
+			effs []Effect
+			err  error
+		}
+		var last [15]soakStep
+		taken := 0
 		fail := func(format string, args ...any) {
 			t.Helper()
-			t.Fatalf("seed %d: "+format+"\nlast steps:\n%s", append([]any{seed}, append(args, strings.Join(log[max(0, len(log)-15):], "\n"))...)...)
+			var log []string
+			for i := max(0, taken-len(last)); i < taken; i++ {
+				st := last[i%len(last)]
+				log = append(log, fmt.Sprintf("%v %T%+v -> %v (%v)", st.at, st.in, st.in, st.effs, st.err))
+			}
+			t.Fatalf("seed %d: "+format+"\nlast steps:\n%s", append([]any{seed}, append(args, strings.Join(log, "\n"))...)...)
 		}
 		anyLink := func() LinkID { return LinkID(1 + rng.IntN(int(e.nextID)+1)) }
 		pick := func() Substrate { return subs[rng.IntN(len(subs))] }
@@ -137,7 +151,8 @@ func TestEngineSoak(t *testing.T) {
 			now = now.Add(time.Duration(rng.IntN(50)) * time.Millisecond)
 			from := e.State()
 			effs, err := e.Step(now, in)
-			log = append(log, fmt.Sprintf("%v %T%+v -> %v (%v)", now.Sub(t0), in, in, effs, err))
+			last[taken%len(last)] = soakStep{now.Sub(t0), in, append(last[taken%len(last)].effs[:0], effs...), err}
+			taken++
 			if err != nil && !errors.Is(err, ErrNotDetached) && !errors.Is(err, ErrClosed) {
 				fail("unexpected error %v", err)
 			}

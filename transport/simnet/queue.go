@@ -47,7 +47,9 @@ type event struct {
 	link  int32 // index in Sim.linkTab, valid while its generation is gen
 }
 
-// queue is a binary min-heap of events by (at, seq).
+// queue is a 4-ary min-heap of events by (at, seq): half the depth of a
+// binary heap, so a pop (the hot path: one per event) moves an event
+// through half as many levels.
 type queue []event
 
 func (q queue) less(i, j int) bool {
@@ -62,7 +64,7 @@ func (q *queue) push(e event) {
 	h := *q
 	i := len(h) - 1
 	for i > 0 {
-		p := (i - 1) / 2
+		p := (i - 1) / 4
 		if !h.less(i, p) {
 			break
 		}
@@ -80,13 +82,15 @@ func (q *queue) pop() event {
 	h = h[:n]
 	i := 0
 	for {
-		l := 2*i + 1
-		if l >= n {
+		c := 4*i + 1
+		if c >= n {
 			break
 		}
-		m := l
-		if r := l + 1; r < n && h.less(r, l) {
-			m = r
+		m := c
+		for k := c + 1; k < c+4 && k < n; k++ {
+			if h.less(k, m) {
+				m = k
+			}
 		}
 		if !h.less(m, i) {
 			break

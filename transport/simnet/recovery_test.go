@@ -147,11 +147,17 @@ func TestRefusalChain(t *testing.T) {
 	for seed := uint64(1); seed <= seeds(); seed++ {
 		l := fourPlusWriter(t, seed)
 		n := l.node("a", 0, cycle)
-		// b and c are full: one child each, capacity one.
+		// b and c are full: one child each, capacity one. The children
+		// are of another enclave: registered, they take the one place,
+		// and nothing is forwarded to them (their deliveries were two
+		// thirds of the run, and no part of the chain).
 		l.SetMaxChildren("b", 1)
 		l.SetMaxChildren("c", 1)
-		l.node("b", 0, 0)
-		l.node("c", 0, 0)
+		for _, id := range []string{"b", "c"} {
+			if _, err := l.AddNode(NodeConfig{Engine: engine.Config{Enclave: "other"}, Attach: id}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		l.At(faultAt, func() { l.Shutdown("a") })
 		r := l.run(runUntil)
 		nr := r.Nodes[n]
@@ -182,14 +188,28 @@ func TestThunderingHerd(t *testing.T) {
 			SubstrateConfig{ID: "c", Enclave: "e", RTT: 2 * ms, Delay: 5 * ms, MaxChildren: 100},
 			SubstrateConfig{ID: "d", Enclave: "e", RTT: 2 * ms, Delay: 6 * ms, MaxChildren: 100},
 			SubstrateConfig{ID: "e", Enclave: "e", RTT: 2 * ms, Delay: 7 * ms, MaxChildren: 100})
-		// Writes from 2 s before the shutdown to 3 s after it: 300 nodes
-		// make the deliveries the cost of the run.
-		l.PublishRate("w", 50, faultAt-2*time.Second, faultAt+3*time.Second)
+		// The children attach in the first 0.9 s and are out of their
+		// cooldown two cycles later: a shuts down at 4 s, on nodes all
+		// attached (checked). Writes from 500 ms before the shutdown to
+		// 1 s after it cover its two goodbyes, the close 500 ms later and
+		// every rehome (milliseconds, refusals included) with a message
+		// every 20 ms; 300 nodes make the deliveries the cost of the run,
+		// so they are not made longer. The run goes on 3 s after the
+		// shutdown: any node left without a link would be counted.
+		const shutAt = 4 * time.Second
+		l.PublishRate("w", 50, shutAt-500*ms, shutAt+time.Second)
 		for i := range children {
 			l.node("a", time.Duration(i)*3*ms, cycle)
 		}
-		l.At(faultAt, func() { l.Shutdown("a") })
-		r := l.run(faultAt + 6*time.Second)
+		l.At(shutAt, func() {
+			for i := range children {
+				if st := l.Node(NodeID(i)).State(); st != fsm.Attached {
+					t.Errorf("%s: n%d is %s when a shuts down, want attached: the herd would not start from rest", tc.name, i, st)
+				}
+			}
+			l.Shutdown("a")
+		})
+		r := l.run(shutAt + 3*time.Second)
 		maxLoad, mean := r.Load()
 		t.Logf("thundering herd, %s: %d children of a rehomed in p50 %v, p99 %v, max %v; %d refusals; load max %d / mean %.1f; lost %d of %d owed; without link %v in all",
 			tc.name, r.Total.Rehomes, Percentile(r.Rehome, 50), Percentile(r.Rehome, 99), Percentile(r.Rehome, 100), r.Refusals, maxLoad, mean,

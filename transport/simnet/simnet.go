@@ -139,6 +139,10 @@ type Sim struct {
 	pings    []ping
 	freePing []int32
 	msgs     []msgRec
+	gossipIn engine.GossipReceived // the input of every gossip frame, reused
+	obsBuf   []engine.Candidate    // the candidates of every Observe, reused
+	ids      string                // the ids of the current block of idBlock messages
+	idEnds   [idBlock]int32        // where each id of the block ends in ids
 
 	refusals    int
 	rehome      []time.Duration
@@ -168,6 +172,7 @@ type ping struct {
 type msgRec struct {
 	id     string
 	at     int64
+	unix   int64 // its timestamp: Unix seconds of the epoch plus at
 	origin int32
 }
 
@@ -293,13 +298,37 @@ func (s *Sim) push(e event) {
 func (s *Sim) Publish(origin string) int {
 	o := s.mustSub(origin)
 	i := len(s.msgs)
-	s.msgs = append(s.msgs, msgRec{id: "m" + strconv.Itoa(i), at: s.now, origin: o.idx})
+	s.msgs = append(s.msgs, msgRec{id: s.msgID(i), at: s.now, unix: s.Time().Unix(), origin: o.idx})
 	for _, sub := range s.subs {
 		if sub.receives(o) {
 			s.push(event{at: s.now + int64(sub.cfg.Delay), kind: evArrive, sub: sub.idx, msg: int32(i)})
 		}
 	}
 	return i
+}
+
+// idBlock is how many message ids share one allocation.
+const idBlock = 64
+
+// msgID returns the id of message i, "m<i>", for i = len(s.msgs): the ids
+// are cut from one string per idBlock messages (every id stays referenced
+// by s.msgs anyway), not allocated one by one.
+func (s *Sim) msgID(i int) string {
+	k := i % idBlock
+	if k == 0 {
+		b := make([]byte, 0, idBlock*(len(strconv.Itoa(i+idBlock))+1))
+		for j := range idBlock {
+			b = append(b, 'm')
+			b = strconv.AppendInt(b, int64(i+j), 10)
+			s.idEnds[j] = int32(len(b))
+		}
+		s.ids = string(b)
+	}
+	start := int32(0)
+	if k > 0 {
+		start = s.idEnds[k-1]
+	}
+	return s.ids[start:s.idEnds[k]]
 }
 
 // PublishRate publishes perSecond messages a second on origin, evenly
@@ -309,8 +338,13 @@ func (s *Sim) PublishRate(origin string, perSecond float64, from, until time.Dur
 	if perSecond <= 0 {
 		return
 	}
-	s.rates = append(s.rates, rate{origin: o.idx, period: max(int64(float64(time.Second)/perSecond), 1), until: int64(until)})
-	s.push(event{at: max(int64(from), s.now), kind: evPublish, sub: o.idx, aux: int32(len(s.rates) - 1)})
+	r := rate{origin: o.idx, period: max(int64(float64(time.Second)/perSecond), 1), until: int64(until)}
+	s.rates = append(s.rates, r)
+	start := max(int64(from), s.now)
+	if r.until >= start { // room for what it publishes, rather than growing as it goes
+		s.msgs = slices.Grow(s.msgs, int((r.until-start)/r.period)+1)
+	}
+	s.push(event{at: start, kind: evPublish, sub: o.idx, aux: int32(len(s.rates) - 1)})
 }
 
 // Published returns how many messages were published so far.

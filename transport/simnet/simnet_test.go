@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -234,6 +235,22 @@ func TestAccountingSeesAnEarlySwitch(t *testing.T) {
 		if nr.Stats.Migrations != 1 || (nr.Missed > 0) != tc.missed || (nr.LostHealthy > 0) != tc.lost || nr.Lost != nr.LostHealthy {
 			l.dump()
 			t.Fatalf("%s: %+v: want one early switch, missed %v, lost (all healthy) %v", tc.name, nr, tc.missed, tc.lost)
+		}
+	}
+}
+
+// TestMessageIDs: ids cut from shared blocks are "m<index>", across block
+// boundaries and digit counts.
+func TestMessageIDs(t *testing.T) {
+	s := New(Config{})
+	s.MustAddSubstrate(sub("a", ms, ms))
+	for i := range 3*idBlock + 5 {
+		if got := s.msgs; len(got) != i {
+			t.Fatalf("%d messages after %d publishes", len(got), i)
+		}
+		s.Publish("a")
+		if id, want := s.msgs[i].id, "m"+strconv.Itoa(i); id != want {
+			t.Fatalf("message %d has id %q, want %q", i, id, want)
 		}
 	}
 }

@@ -205,6 +205,16 @@ type nodeTrack struct {
 	cause     fsm.Path
 	lastFrom  int32 // the substrate the last policy migration left, -1 for none
 	lastCycle int64
+	// spread caches the node's round-trip factor per substrate it has
+	// been measured against (a handful): drawing one is a log, a cosine
+	// and an exponential, and the network asks on every frame and probe.
+	spread []subFactor
+}
+
+// subFactor is a node–substrate pair's round-trip factor.
+type subFactor struct {
+	sub int
+	f   float64
 }
 
 // Run runs the study.
@@ -270,7 +280,13 @@ func Run(c Config) (Result, error) {
 			if d < 0 {
 				d = -d
 			}
-			f := math.Exp(c.RTTSigma * normal(c.Seed, uint64(n), uint64(sub)))
+			t := &tracks[n]
+			k := slices.IndexFunc(t.spread, func(p subFactor) bool { return p.sub == sub })
+			if k < 0 {
+				k = len(t.spread)
+				t.spread = append(t.spread, subFactor{sub, math.Exp(c.RTTSigma * normal(c.Seed, uint64(n), uint64(sub)))})
+			}
+			f := t.spread[k].f
 			return max(time.Duration(float64(base+time.Duration(d)*c.RTTStep)*f), 100*time.Microsecond)
 		}})
 	// base is a substrate's round trip within its region: RTT, or RTT ×

@@ -7,10 +7,12 @@ import (
 )
 
 // small is a study small enough for every test run: 8 substrates of
-// REPRAM's default 100 children, s0's 100 children rehome on its 4 peers.
+// REPRAM's default 100 children, s0's 100 children rehome on its 4 peers
+// at 5 s, another substrate churns at 7 s (one every 2 s while writes
+// last, to 8 s) and is back at 9 s, noise bursts at 4 and 8 s.
 func small(seed uint64) Config {
-	return Config{Nodes: 400, Substrates: 8, Seed: seed, Duration: 12 * time.Second, Noise: 3, NoiseEvery: 4 * time.Second,
-		NoiseFor: 2 * time.Second, Churn: 6, ChurnBack: 3 * time.Second}
+	return Config{Nodes: 400, Substrates: 8, Seed: seed, Duration: 10 * time.Second, Noise: 3, NoiseEvery: 4 * time.Second,
+		NoiseFor: 2 * time.Second, Churn: 30, ChurnBack: 2 * time.Second}
 }
 
 func TestRunSeedReproduces(t *testing.T) {
@@ -22,6 +24,9 @@ func TestRunSeedReproduces(t *testing.T) {
 	b, err := Run(small(7))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if a.Shutdowns != 2 {
+		t.Fatalf("%d shutdowns: want s0's and one of churn, or the study does not reproduce churn", a.Shutdowns)
 	}
 	a.Wall, a.HeapBytes, b.Wall, b.HeapBytes = 0, 0, 0, 0
 	if !reflect.DeepEqual(a, b) {
