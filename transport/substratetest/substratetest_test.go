@@ -270,6 +270,7 @@ func TestChildPutIsAckedAndGossiped(t *testing.T) {
 }
 
 func TestDelayKeepsOrder(t *testing.T) {
+	t.Parallel()
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
 	s := start(t, m, substratetest.Config{ID: "a", Delay: 50 * time.Millisecond})
 	c := attach(t, m, s, "n1", "default")
@@ -391,12 +392,13 @@ func TestHang(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := c.ws.Ping(ctx); err == nil {
 		t.Fatal("a hung substrate answered a ping")
 	}
-	c.quiet(100 * time.Millisecond)
+	// The held put has not come in the ping's 100 ms nor after.
+	c.quiet(50 * time.Millisecond)
 	if !slices.Equal(s.Children(), []string{"n1"}) {
 		t.Fatalf("a hung substrate dropped its child: %v", s.Children())
 	}
@@ -614,6 +616,7 @@ func TestStartErrors(t *testing.T) {
 }
 
 func TestSecondHelloReplacesRegistration(t *testing.T) {
+	t.Parallel()
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
 	s := start(t, m, substratetest.Config{ID: "a"})
 	first := attach(t, m, s, "n1", "default")
