@@ -52,7 +52,9 @@ func newFixture(t *testing.T) *fixture {
 	f.node, err = transport.New(transport.Config{
 		Identity: transport.Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave, Address: "127.0.0.1"},
 		Secret:   secret,
-		Tuning: engine.Tuning{HandshakeTimeout: time.Second, OverlapGrace: 100 * time.Millisecond,
+		// Nothing is in flight when a migration starts (publish waits for
+		// delivery): a short overlap margin loses nothing.
+		Tuning: engine.Tuning{HandshakeTimeout: time.Second, OverlapFloor: 20 * time.Millisecond, OverlapGrace: 20 * time.Millisecond,
 			OverlapMax: 2 * time.Second, HeartbeatInterval: 200 * time.Millisecond},
 		Handler: func(transport.Gossip) { f.delivered.Add(1) },
 	})
