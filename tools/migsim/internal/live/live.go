@@ -375,7 +375,7 @@ loop:
 	// nothing new is delivered for cfg.Quiet (at most 3 s).
 	last, quiet := node.Status().Stats.Delivered, time.Now()
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && time.Since(quiet) < cfg.Quiet; {
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(min(10*time.Millisecond, cfg.Quiet/10))
 		if d := node.Status().Stats.Delivered; d != last {
 			last, quiet = d, time.Now()
 		}

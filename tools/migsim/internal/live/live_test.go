@@ -34,7 +34,7 @@ func TestLiveAgainstSubstratetest(t *testing.T) {
 	}
 	// Gossip published into the mesh for as long as the run lasts (then the
 	// run's wait for quiet can end).
-	const dur = 800 * time.Millisecond
+	const dur = 450 * time.Millisecond
 	var stop atomic.Bool
 	pubDone := make(chan struct{})
 	go func() {
@@ -47,7 +47,7 @@ func TestLiveAgainstSubstratetest(t *testing.T) {
 		}
 	}()
 	res, err := Run(context.Background(), Config{Targets: targets, Secret: secret, Enclave: substratetest.DefaultEnclave,
-		NodeID: "live-node", Cycle: 40 * time.Millisecond, MigrateEvery: 120 * time.Millisecond, Duration: dur,
+		NodeID: "live-node", Cycle: 20 * time.Millisecond, MigrateEvery: 20 * time.Millisecond, Duration: dur,
 		PublishRate: 100, Quiet: 100 * time.Millisecond,
 		Transport: scenario.Timings{OverlapFloor: scenario.Duration(30 * time.Millisecond), OverlapGrace: scenario.Duration(60 * time.Millisecond),
 			OverlapMax: scenario.Duration(time.Second), HandshakeTimeout: scenario.Duration(time.Second), Heartbeat: scenario.Duration(100 * time.Millisecond)}})
