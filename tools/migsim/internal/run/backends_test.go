@@ -24,11 +24,11 @@ func steps(entries []timeline.Entry) []string {
 }
 
 // TestBackendsAgree runs the tiny scenario (the short one's behaviours in
-// cycles of 30 ms: an enclave migration, a latency migration, a candidate
-// refusing at capacity, the old substrate dying mid-overlap) over real
-// loopback WebSockets and in virtual time: the same transitions, event,
-// path and target state, in the same order, and nothing lost or
-// duplicated on either. Times differ (a
+// 57 cycles of 15 ms: an enclave migration, a latency migration, a
+// candidate refusing at capacity, then another taken while the old
+// substrate dies mid-overlap) over real loopback WebSockets and in virtual
+// time: the same transitions, event, path and target state, in the same
+// order, and nothing lost or duplicated on either. Times differ (a
 // virtual link's round trip is the scenario's latency, loopback's is not),
 // so the comparison leaves them out.
 func TestBackendsAgree(t *testing.T) {
