@@ -253,7 +253,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	pubMu.Unlock()
 	res.Published = len(ids)
 	res.Owed = len(ids) * cfg.Nodes
+	// Wait for what is in flight: until everything owed has arrived, or
+	// nothing more has for a second (a message published while a node had
+	// no link never comes), at most 10 s.
 	deadline := time.Now().Add(10 * time.Second)
+	last, lastAt := -1, time.Now()
 	for {
 		res.Delivered, res.DuplicatesDelivered = 0, 0
 		for _, c := range counts {
@@ -266,10 +270,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			c.mu.Unlock()
 		}
-		if res.Delivered == res.Owed || time.Now().After(deadline) {
+		if res.Delivered != last {
+			last, lastAt = res.Delivered, time.Now()
+		}
+		if res.Delivered == res.Owed || time.Since(lastAt) >= time.Second || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 	res.Lost = res.Owed - res.Delivered
 	var welcomeMs []float64
