@@ -726,8 +726,11 @@ func attachDeaf(t *testing.T, m *substratetest.Mesh, s *substratetest.Server, id
 }
 
 func TestHeartbeat(t *testing.T) {
+	t.Parallel()
+	// An interval long enough that the reading child, on a loaded machine,
+	// answers one of three pings in a row (5 ms dropped it under -race).
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
-	s := start(t, m, substratetest.Config{ID: "a", Heartbeat: 5 * time.Millisecond})
+	s := start(t, m, substratetest.Config{ID: "a", Heartbeat: 30 * time.Millisecond})
 	live := attach(t, m, s, "live", "default")
 
 	// A child that never reads never answers pings.
