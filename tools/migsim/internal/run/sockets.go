@@ -190,8 +190,15 @@ func (r *socketRun) loop(ctx context.Context) (*Result, error) {
 	stopPub := r.publish()
 	cycle := sc.Cycle.D()
 	begin := time.Now()
-	for c := 1; c <= sc.Cycles; c++ {
-		r.rec.cycle.Store(int64(c))
+	// Cycles past the last one (SettleCycles) observe the last cycle's
+	// latencies, until the node has settled.
+	settled := func() bool {
+		st := r.node.Status()
+		return st.State == fsm.Attached && len(st.Candidates) == 0
+	}
+	for c := 1; c <= sc.Cycles || (c <= sc.Cycles+r.opt.SettleCycles && !settled()); c++ {
+		lc := min(c, sc.Cycles) // the cycle whose latencies and liveness count
+		r.rec.cycle.Store(int64(lc))
 		for _, p := range sc.Phases {
 			if p.From == c {
 				r.rec.add(timeline.Entry{Kind: timeline.KindPhase, Reason: p.Name})
@@ -207,10 +214,10 @@ func (r *socketRun) loop(ctx context.Context) (*Result, error) {
 		obs := transport.Observation{}
 		cur := r.node.Status().Primary.ID
 		for i := range sc.Substrates {
-			res.Alive[i][c] = r.alive[i].Load()
-			lat := sc.Latency(i, c)
+			res.Alive[i][lc] = r.alive[i].Load()
+			lat := sc.Latency(i, lc)
 			switch {
-			case !res.Alive[i][c] || lat == 0:
+			case !res.Alive[i][lc] || lat == 0:
 			case sc.Substrates[i].ID == cur:
 				obs.CurrentLatency = lat
 			default:
