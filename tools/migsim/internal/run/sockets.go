@@ -71,6 +71,19 @@ func (r *recorder) transition(tr transport.Transition) {
 	r.add(e)
 }
 
+// transitions counts the transitions recorded so far.
+func (r *recorder) transitions() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.entries {
+		if e.Kind == timeline.KindTransition {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *recorder) deliver(g transport.Gossip) {
 	r.mu.Lock()
 	r.delivered[g.Message.MessageID]++
@@ -194,7 +207,7 @@ func (r *socketRun) loop(ctx context.Context) (*Result, error) {
 	// latencies, until the node has settled.
 	settled := func() bool {
 		st := r.node.Status()
-		return st.State == fsm.Attached && len(st.Candidates) == 0
+		return st.State == fsm.Attached && len(st.Candidates) == 0 && r.rec.transitions() >= r.opt.SettleTransitions
 	}
 	for c := 1; c <= sc.Cycles || (c <= sc.Cycles+r.opt.SettleCycles && !settled()); c++ {
 		lc := min(c, sc.Cycles) // the cycle whose latencies and liveness count
