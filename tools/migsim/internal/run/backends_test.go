@@ -25,7 +25,7 @@ func steps(entries []timeline.Entry) []string {
 }
 
 // TestBackendsAgree runs the tiny scenario (the short one's behaviours in
-// 40 cycles of 15 ms: an enclave migration, a latency migration, a
+// 26 cycles of 30 ms: an enclave migration, a latency migration, a
 // candidate refusing at capacity, then another taken while the old
 // substrate dies mid-overlap) over real loopback WebSockets and in virtual
 // time: the same transitions, event, path and target state, in the same
