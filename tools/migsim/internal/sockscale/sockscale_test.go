@@ -17,7 +17,7 @@ func TestScaleMassMigration(t *testing.T) {
 	// Ten are a mass migration as far as the protocol goes (each rehomes on
 	// its own); migsim scale -sockets takes the number.
 	const n, gap = 10, 500 * time.Millisecond
-	res, err := Run(context.Background(), Config{Nodes: n, PublishRate: 50, GoodbyeGap: gap, Settle: 50 * time.Millisecond})
+	res, err := Run(context.Background(), Config{Nodes: n, PublishRate: 50, GoodbyeGap: gap, Settle: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
