@@ -29,8 +29,9 @@ func Example() {
 	node, _ := transport.New(transport.Config{
 		Identity: transport.Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave},
 		// Gossip crosses this loopback mesh within milliseconds, so the
-		// overlap's margin can be short; the default (1s) suits real networks.
-		Tuning: engine.Tuning{OverlapGrace: 50 * time.Millisecond},
+		// overlap's margin can be short; the defaults (50 ms to 1 s) suit
+		// real networks.
+		Tuning: engine.Tuning{OverlapFloor: 20 * time.Millisecond, OverlapGrace: 20 * time.Millisecond},
 	})
 	ctx := context.Background()
 	defer node.Close(ctx)
@@ -43,7 +44,7 @@ func Example() {
 	_ = node.Attach(ctx, transport.Substrate{ID: far.ID(), URL: far.URL(), Enclave: far.Enclave()})
 	obs := transport.Observation{CurrentLatency: 80 * time.Millisecond, Candidates: []transport.Candidate{
 		{Substrate: transport.Substrate{ID: near.ID(), URL: near.URL(), Enclave: near.Enclave()}, Latency: 5 * time.Millisecond}}}
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if node.Status().Stats.Migrations == 1 {
 			break
 		}
@@ -52,7 +53,7 @@ func Example() {
 	// The switch is timed from the transitions, which the collector reads
 	// on its own goroutine: scrape until it shows (bounded).
 	var lines []string
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if lines = scrape(srv.URL); slices.Contains(lines, `handover_switch_seconds_count{cause="policy"} 1`) {
 			break
 		}

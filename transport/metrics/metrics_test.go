@@ -41,7 +41,11 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, mesh: substratetest.NewMesh(substratetest.MeshConfig{Secret: secret, GoodbyeGap: 20 * time.Millisecond})}
+	// The goodbye gap is longer than a handshake takes on a loaded machine
+	// (20 ms was not: the forced move then continued alone) and shorter
+	// than the overlap (its margin is OverlapGrace without skew samples),
+	// so the forced move is accelerated: the old substrate closes mid-overlap.
+	f := &fixture{t: t, mesh: substratetest.NewMesh(substratetest.MeshConfig{Secret: secret, GoodbyeGap: 60 * time.Millisecond})}
 	var err error
 	if f.a, err = f.mesh.Start(substratetest.Config{ID: "sub-a"}); err != nil {
 		t.Fatal(err)

@@ -32,7 +32,9 @@
 // other children: when its queue is full, or one write takes longer than
 // [MeshConfig].WriteTimeout, the substrate drops the child's connection
 // (without a close frame), as a real server gives up on a peer after write
-// timeouts.
+// timeouts. Writes to a child that stops reading block once the kernel's
+// socket buffers are full: a few MiB on loopback, or about
+// [Config].SendBuffer bytes when it is set.
 //
 // Faults ([Faults]: refuse, mute hello, delay welcomes, withhold gossip,
 // welcome naming another parent, corrupt frames, stop reading, hang) are

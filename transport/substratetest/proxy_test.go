@@ -114,7 +114,7 @@ func commonPrefix(a, b []byte) int {
 // A shorter delay never lets later bytes overtake earlier ones.
 func TestProxySetDelayNeverReorders(t *testing.T) {
 	t.Parallel()
-	p := newProxy(t, substratetest.ProxyConfig{Target: tcpServer(t, echo), Delay: 150 * time.Millisecond})
+	p := newProxy(t, substratetest.ProxyConfig{Target: tcpServer(t, echo), Delay: 80 * time.Millisecond})
 	c, err := net.Dial("tcp", p.Addr())
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +146,7 @@ func TestProxySetDelayNeverReorders(t *testing.T) {
 func TestProxyDelaysBothDirections(t *testing.T) {
 	t.Parallel()
 	s := start(t, newMesh(t, substratetest.MeshConfig{}), substratetest.Config{ID: "s1"})
-	const delay = 30 * time.Millisecond
+	const delay = 10 * time.Millisecond
 	p := newProxy(t, substratetest.ProxyConfig{Target: s.Addr(), Delay: delay})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -173,7 +173,11 @@ func TestProxyDelaysBothDirections(t *testing.T) {
 func TestProxyBuffersAreBounded(t *testing.T) {
 	t.Parallel()
 	block := make(chan struct{})
-	target := tcpServer(t, func(c net.Conn) { <-block; _ = c.Close() })
+	target := tcpServer(t, func(c net.Conn) {
+		_ = c.(*net.TCPConn).SetReadBuffer(64 << 10) // fewer bytes to fill
+		<-block
+		_ = c.Close()
+	})
 	defer close(block)
 	p := newProxy(t, substratetest.ProxyConfig{Target: target})
 	c, err := net.Dial("tcp", p.Addr())
@@ -181,13 +185,17 @@ func TestProxyBuffersAreBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// A small send buffer: fewer bytes sit in the kernel before the stall.
+	if err := c.(*net.TCPConn).SetWriteBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
 	// Far more than the proxy's 1 MiB per direction plus the kernel's
 	// socket buffers on both connections.
 	const bound = 64 << 20
 	buf := make([]byte, 1<<20)
 	total := 0
 	for range 1000 {
-		if err := c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond)); err != nil {
+		if err := c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 			t.Fatal(err)
 		}
 		n, err := c.Write(buf)
@@ -199,7 +207,7 @@ func TestProxyBuffersAreBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		if n == 0 {
-			return // stalled: not one byte taken in 100ms
+			return // stalled: not one byte taken in 50ms
 		}
 	}
 	t.Fatalf("writes into a target that never reads never stalled (%d MiB taken)", total>>20)

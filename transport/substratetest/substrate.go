@@ -53,6 +53,11 @@ type Config struct {
 	// wss://127.0.0.1:PORT/v1/ws. The config must hold a certificate
 	// valid for 127.0.0.1.
 	TLS *tls.Config
+	// SendBuffer, when positive, is the kernel send buffer (SO_SNDBUF) of
+	// each connection the substrate accepts, so that writes to a child that
+	// stops reading block after about that many bytes rather than after the
+	// few MiB loopback's autotuning allows. Zero keeps the system's default.
+	SendBuffer int
 }
 
 type state int
@@ -129,6 +134,9 @@ func (m *Mesh) Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("substratetest: listen on loopback for %q: %w", cfg.ID, err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
+	if cfg.SendBuffer > 0 {
+		ln = sendBufferListener{ln, cfg.SendBuffer, m.log}
+	}
 	gate := &readGate{}
 	ln = gate.listener(ln)
 	if cfg.TLS != nil {
@@ -175,6 +183,25 @@ func (m *Mesh) Start(cfg Config) (*Server, error) {
 	m.all = append(m.all, s)
 	s.log.Debug().Str("url", s.URL()).Msg("substrate started")
 	return s, nil
+}
+
+// sendBufferListener sets the kernel send buffer of each TCP connection it
+// accepts.
+type sendBufferListener struct {
+	net.Listener
+	size int
+	log  zerolog.Logger
+}
+
+func (l sendBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok && err == nil {
+		if serr := tc.SetWriteBuffer(l.size); serr != nil {
+			// The default stays: writes to a deaf child block later.
+			l.log.Warn().Err(serr).Int("send_buffer", l.size).Msg("cannot set the send buffer; keeping the default")
+		}
+	}
+	return c, err
 }
 
 // URL returns the WebSocket URL, ws://127.0.0.1:PORT/v1/ws, or wss://

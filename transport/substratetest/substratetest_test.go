@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"testing"
@@ -269,6 +270,7 @@ func TestChildPutIsAckedAndGossiped(t *testing.T) {
 }
 
 func TestDelayKeepsOrder(t *testing.T) {
+	t.Parallel()
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
 	s := start(t, m, substratetest.Config{ID: "a", Delay: 50 * time.Millisecond})
 	c := attach(t, m, s, "n1", "default")
@@ -390,12 +392,13 @@ func TestHang(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := c.ws.Ping(ctx); err == nil {
 		t.Fatal("a hung substrate answered a ping")
 	}
-	c.quiet(100 * time.Millisecond)
+	// The held put has not come in the ping's 100 ms nor after.
+	c.quiet(50 * time.Millisecond)
 	if !slices.Equal(s.Children(), []string{"n1"}) {
 		t.Fatalf("a hung substrate dropped its child: %v", s.Children())
 	}
@@ -613,6 +616,7 @@ func TestStartErrors(t *testing.T) {
 }
 
 func TestSecondHelloReplacesRegistration(t *testing.T) {
+	t.Parallel()
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
 	s := start(t, m, substratetest.Config{ID: "a"})
 	first := attach(t, m, s, "n1", "default")
@@ -638,18 +642,25 @@ func TestSecondHelloReplacesRegistration(t *testing.T) {
 
 func TestSlowChildIsDropped(t *testing.T) {
 	t.Parallel()
+	// Small socket buffers on both ends of the deaf child's connection
+	// (about 40 KiB in all): a few 64 KiB messages block the substrate's
+	// writes to it, where loopback's autotuned buffers would take MiBs.
+	const size, published = 64 << 10, 16
 	tests := []struct {
 		name string
 		cfg  substratetest.MeshConfig
 		fast bool // also attach a child that reads: it must get everything
 	}{
 		{"queue full", substratetest.MeshConfig{Secret: secret, QueueSize: 2, WriteTimeout: time.Minute}, false},
-		{"write timeout", substratetest.MeshConfig{Secret: secret, QueueSize: 1024, WriteTimeout: 500 * time.Millisecond}, true},
+		// The write timeout is the expected outcome for the deaf child; the
+		// fast child's writes must never come near it.
+		{"write timeout", substratetest.MeshConfig{Secret: secret, QueueSize: 1024, WriteTimeout: 200 * time.Millisecond}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			m := newMesh(t, tt.cfg)
-			s := start(t, m, substratetest.Config{ID: "a"})
+			s := start(t, m, substratetest.Config{ID: "a", SendBuffer: 16 << 10})
 			deaf := attachDeaf(t, m, s, "slow")
 			defer deaf.CloseNow()
 			var fast *client
@@ -657,16 +668,14 @@ func TestSlowChildIsDropped(t *testing.T) {
 				fast = attach(t, m, s, "fast", "default")
 			}
 
-			// Publish until the socket buffers are full and the substrate
-			// gives up on the child (a few MiB on loopback), at most 32 MiB.
-			big := make([]byte, 256<<10)
+			// Far more than the deaf connection's buffers hold; the queue
+			// (QueueSize 1024) holds it all, so in the second case only the
+			// write timeout can drop the child.
+			big := make([]byte, size)
 			n := 0
-			for ; n < 128 && slices.Contains(s.Children(), "slow"); n++ {
+			for ; n < published && slices.Contains(s.Children(), "slow"); n++ {
 				if _, err := m.Publish(wire.Message{Data: big}); err != nil {
 					t.Fatal(err)
-				}
-				if n%8 == 7 {
-					time.Sleep(time.Millisecond) // let the writers run
 				}
 			}
 			eventually(t, "slow dropped", func() bool { return !slices.Contains(s.Children(), "slow") })
@@ -674,7 +683,7 @@ func TestSlowChildIsDropped(t *testing.T) {
 				t.Fatalf("Forwarded = %d, want fewer than %d", got, n)
 			}
 			if fast != nil {
-				// Count without decoding: decoding 16 MiB is slow under -race.
+				// Count without decoding: decoding is slow under -race.
 				for i := range n {
 					if f := fast.next(); !bytes.HasPrefix(f.data, []byte(`{"type":"put"`)) {
 						t.Fatalf("fast frame %d is not a put: %.40s", i, f.data)
@@ -686,12 +695,25 @@ func TestSlowChildIsDropped(t *testing.T) {
 }
 
 // attachDeaf completes a handshake as id and then never reads: it neither
-// takes frames nor answers WebSocket pings.
+// takes frames nor answers WebSocket pings. Its receive buffer is small, so
+// the substrate's writes to it block early.
 func attachDeaf(t *testing.T, m *substratetest.Mesh, s *substratetest.Server, id string) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := contextWithWait()
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, s.URL(), nil)
+	small := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.(*net.TCPConn).SetReadBuffer(4 << 10); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}}
+	defer small.CloseIdleConnections()
+	ws, _, err := websocket.Dial(ctx, s.URL(), &websocket.DialOptions{HTTPClient: &http.Client{Transport: small}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -704,8 +726,11 @@ func attachDeaf(t *testing.T, m *substratetest.Mesh, s *substratetest.Server, id
 }
 
 func TestHeartbeat(t *testing.T) {
+	t.Parallel()
+	// An interval long enough that the reading child, on a loaded machine,
+	// answers one of three pings in a row (5 ms dropped it under -race).
 	m := newMesh(t, substratetest.MeshConfig{Secret: secret})
-	s := start(t, m, substratetest.Config{ID: "a", Heartbeat: 5 * time.Millisecond})
+	s := start(t, m, substratetest.Config{ID: "a", Heartbeat: 30 * time.Millisecond})
 	live := attach(t, m, s, "live", "default")
 
 	// A child that never reads never answers pings.

@@ -42,6 +42,10 @@ type Config struct {
 	PublishRate  float64       // PUTs a second over the HTTP API; 0: none
 	Writers      int           // PUTs in flight at once; 0: the ledger's default
 	Timeline     io.Writer     // transitions as they happen; nil: none
+	// OnTransition, when set, sees every transition as it is recorded
+	// (on one goroutine): an embedder or a test that ends the run at a
+	// chosen point, e.g. after a number of migrations, cancels ctx there.
+	OnTransition func(transport.Transition)
 	Logger       *zerolog.Logger
 	// Transport overrides the transport's timings (zero fields keep the
 	// transport's defaults, which suit real networks).
@@ -292,6 +296,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer close(subDone)
 		for tr := range ch {
 			led.Transition(tr)
+			if cfg.OnTransition != nil {
+				cfg.OnTransition(tr)
+			}
 			mu.Lock()
 			e := timeline.FromTransition(tr, begin)
 			e.Cycle = int(cycles.Load())
@@ -375,7 +382,7 @@ loop:
 	// nothing new is delivered for cfg.Quiet (at most 3 s).
 	last, quiet := node.Status().Stats.Delivered, time.Now()
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && time.Since(quiet) < cfg.Quiet; {
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(min(10*time.Millisecond, cfg.Quiet/10))
 		if d := node.Status().Stats.Delivered; d != last {
 			last, quiet = d, time.Now()
 		}

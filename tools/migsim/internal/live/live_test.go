@@ -8,7 +8,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/repram/handover/fsm"
 	"github.com/repram/handover/tools/migsim/internal/scenario"
+	"github.com/repram/handover/transport"
 	"github.com/repram/handover/transport/substratetest"
 	"github.com/repram/handover/transport/wire"
 )
@@ -32,10 +34,15 @@ func TestLiveAgainstSubstratetest(t *testing.T) {
 			targets = append(targets, id+"@"+s.Addr())
 		}
 	}
-	// Gossip published into the mesh for as long as the run lasts (then the
-	// run's wait for quiet can end).
-	const dur = 800 * time.Millisecond
+	// The run ends once the node has completed two scheduled migrations (on
+	// a loaded machine that takes longer, never fails for it), bounded by
+	// dur; gossip is published into the mesh until then, so that the run's
+	// wait for quiet can end.
+	const dur, want = 10 * time.Second, 2
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	var stop atomic.Bool
+	migrated := 0
 	pubDone := make(chan struct{})
 	go func() {
 		defer close(pubDone)
@@ -46,9 +53,17 @@ func TestLiveAgainstSubstratetest(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	res, err := Run(context.Background(), Config{Targets: targets, Secret: secret, Enclave: substratetest.DefaultEnclave,
-		NodeID: "live-node", Cycle: 40 * time.Millisecond, MigrateEvery: 120 * time.Millisecond, Duration: dur,
+	res, err := Run(ctx, Config{Targets: targets, Secret: secret, Enclave: substratetest.DefaultEnclave,
+		NodeID: "live-node", Cycle: 20 * time.Millisecond, MigrateEvery: 20 * time.Millisecond, Duration: dur,
 		PublishRate: 100, Quiet: 100 * time.Millisecond,
+		OnTransition: func(tr transport.Transition) {
+			if tr.Step.Event == fsm.OverlapDone {
+				if migrated++; migrated == want {
+					stop.Store(true)
+					cancel()
+				}
+			}
+		},
 		Transport: scenario.Timings{OverlapFloor: scenario.Duration(30 * time.Millisecond), OverlapGrace: scenario.Duration(60 * time.Millisecond),
 			OverlapMax: scenario.Duration(time.Second), HandshakeTimeout: scenario.Duration(time.Second), Heartbeat: scenario.Duration(100 * time.Millisecond)}})
 	stop.Store(true)

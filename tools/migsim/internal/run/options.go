@@ -28,6 +28,14 @@ type Options struct {
 	Strategy string          // MakeBeforeBreak (default) or BreakBeforeMake
 	Policy   policy.Strategy // policy.Hysteresis (default) or policy.Naive
 	Logger   *zerolog.Logger // the transport's logs; nil is silent
+	// SettleCycles lets a run over sockets go on after the scenario's last
+	// cycle, observing that cycle's latencies, for at most this many
+	// cycles, until the node is attached with no migration under way and
+	// has made at least SettleTransitions transitions: on a loaded machine
+	// the scenario's last moves may come late. Virtual time is never late:
+	// it ignores both. 0: stop at the last cycle.
+	SettleCycles      int
+	SettleTransitions int
 }
 
 // WithDefaults fills in the strategy and the policy, or says which is

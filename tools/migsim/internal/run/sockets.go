@@ -71,6 +71,19 @@ func (r *recorder) transition(tr transport.Transition) {
 	r.add(e)
 }
 
+// transitions counts the transitions recorded so far.
+func (r *recorder) transitions() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, e := range r.entries {
+		if e.Kind == timeline.KindTransition {
+			n++
+		}
+	}
+	return n
+}
+
 func (r *recorder) deliver(g transport.Gossip) {
 	r.mu.Lock()
 	r.delivered[g.Message.MessageID]++
@@ -190,8 +203,15 @@ func (r *socketRun) loop(ctx context.Context) (*Result, error) {
 	stopPub := r.publish()
 	cycle := sc.Cycle.D()
 	begin := time.Now()
-	for c := 1; c <= sc.Cycles; c++ {
-		r.rec.cycle.Store(int64(c))
+	// Cycles past the last one (SettleCycles) observe the last cycle's
+	// latencies, until the node has settled.
+	settled := func() bool {
+		st := r.node.Status()
+		return st.State == fsm.Attached && len(st.Candidates) == 0 && r.rec.transitions() >= r.opt.SettleTransitions
+	}
+	for c := 1; c <= sc.Cycles || (c <= sc.Cycles+r.opt.SettleCycles && !settled()); c++ {
+		lc := min(c, sc.Cycles) // the cycle whose latencies and liveness count
+		r.rec.cycle.Store(int64(lc))
 		for _, p := range sc.Phases {
 			if p.From == c {
 				r.rec.add(timeline.Entry{Kind: timeline.KindPhase, Reason: p.Name})
@@ -207,10 +227,10 @@ func (r *socketRun) loop(ctx context.Context) (*Result, error) {
 		obs := transport.Observation{}
 		cur := r.node.Status().Primary.ID
 		for i := range sc.Substrates {
-			res.Alive[i][c] = r.alive[i].Load()
-			lat := sc.Latency(i, c)
+			res.Alive[i][lc] = r.alive[i].Load()
+			lat := sc.Latency(i, lc)
 			switch {
-			case !res.Alive[i][c] || lat == 0:
+			case !res.Alive[i][lc] || lat == 0:
 			case sc.Substrates[i].ID == cur:
 				obs.CurrentLatency = lat
 			default:

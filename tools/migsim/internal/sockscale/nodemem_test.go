@@ -38,11 +38,13 @@ func TestNodeMemory(t *testing.T) {
 	mesh := substratetest.NewMesh(substratetest.MeshConfig{Secret: secret})
 	defer mesh.Close()
 	var subs []transport.Substrate
+	var servers []*substratetest.Server
 	for _, id := range []string{"a", "b"} {
 		s, err := mesh.Start(substratetest.Config{ID: id})
 		if err != nil {
 			t.Fatal(err)
 		}
+		servers = append(servers, s)
 		subs = append(subs, transport.Substrate{ID: id, URL: s.URL()})
 		if id == "b" {
 			s.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = true })
@@ -68,7 +70,15 @@ func TestNodeMemory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	for _, s := range servers { // idle: the substrates handled every message
+		for s.Pending() > 0 {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("substrate %s still has %d messages pending", s.ID(), s.Pending())
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}
 	g1, h1 := runtime.NumGoroutine(), heapNow()
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() { // a stream the candidate withholds: the overlap cannot end
@@ -83,7 +93,7 @@ func TestNodeMemory(t *testing.T) {
 		}
 	}()
 	defer func() { close(stop); <-done }()
-	for range 8 {
+	for range 32 {
 		if _, err := n.Observe(ctx, transport.Observation{CurrentLatency: 100 * time.Millisecond,
 			Candidates: []transport.Candidate{{Substrate: subs[1], Latency: time.Millisecond}}}); err != nil {
 			t.Fatal(err)
@@ -91,10 +101,10 @@ func TestNodeMemory(t *testing.T) {
 		if n.Status().State == fsm.Overlapping {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	waitState(ctx, t, n, fsm.Overlapping)
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // the old link's stream builds up the overlap's state
 	g2, h2 := runtime.NumGoroutine(), heapNow()
 	if st := n.Status().State; st != fsm.Overlapping {
 		t.Fatalf("state %s after the measure: the overlap figure would be wrong", st)

@@ -33,7 +33,7 @@ type Config struct {
 	Nodes       int
 	PublishRate float64       // messages a second published in the mesh
 	GoodbyeGap  time.Duration // between the leaving substrate's two goodbyes
-	Settle      time.Duration // publishing before the goodbye and after everyone rehomed
+	Settle      time.Duration // publishing before the goodbye, and after everyone rehomed (and the leaving substrate closed)
 }
 
 // Result is what a mass migration measured.
@@ -237,11 +237,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	byeWG.Go(func() { leaving.Shutdown(nil, true) })
 	err := waitAll(ctx, nodes, 60*time.Second, func(n *transport.Node) bool { return settled(n, leaving.ID()) })
 	res.RehomeSeconds = math.Round(time.Since(byeAt).Seconds()*1000) / 1000
-	byeWG.Wait()
 	if err != nil {
+		byeWG.Wait()
 		return nil, fmt.Errorf("scale: rehoming: %w", err)
 	}
+	// Publish for Settle more on the substrates the nodes moved to, and
+	// until the leaving one has closed, whichever ends later: no node is
+	// on it any more, so the rest of its goodbye gap need not come first.
 	sleep(ctx, cfg.Settle)
+	byeWG.Wait()
 	stopPub()
 
 	pubMu.Lock()
@@ -249,7 +253,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	pubMu.Unlock()
 	res.Published = len(ids)
 	res.Owed = len(ids) * cfg.Nodes
+	// Wait for what is in flight: until everything owed has arrived, or
+	// nothing more has for a second (a message published while a node had
+	// no link never comes), at most 10 s.
 	deadline := time.Now().Add(10 * time.Second)
+	last, lastAt := -1, time.Now()
 	for {
 		res.Delivered, res.DuplicatesDelivered = 0, 0
 		for _, c := range counts {
@@ -262,10 +270,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			c.mu.Unlock()
 		}
-		if res.Delivered == res.Owed || time.Now().After(deadline) {
+		if res.Delivered != last {
+			last, lastAt = res.Delivered, time.Now()
+		}
+		if res.Delivered == res.Owed || time.Since(lastAt) >= time.Second || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 	res.Lost = res.Owed - res.Delivered
 	var welcomeMs []float64

@@ -47,7 +47,7 @@ func TestScaleMassMigration(t *testing.T) {
 // welcomed after the close misses what was published in between.)
 func TestScaleLeavingClosesMidOverlap(t *testing.T) {
 	t.Parallel()
-	res, err := Run(context.Background(), Config{Nodes: 10, PublishRate: 50, GoodbyeGap: 100 * time.Millisecond, Settle: 150 * time.Millisecond})
+	res, err := Run(context.Background(), Config{Nodes: 10, PublishRate: 50, GoodbyeGap: 100 * time.Millisecond, Settle: 75 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
