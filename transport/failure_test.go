@@ -64,7 +64,8 @@ func TestFailedMigrationKeepsOld(t *testing.T) {
 		hook   func(b *substratetest.Server) // or this
 		event  fsm.Event
 	}{
-		{name: "handshake timeout", faults: F{MuteHello: true}, event: fsm.HandshakeTimeout},
+		// A candidate that never answers hello: TestHostileSlowloris, which
+		// also checks the logged reason.
 		{name: "websocket error mid-handshake", hook: func(b *substratetest.Server) {
 			b.SetOnHello(func(wire.Hello) { go b.Kill() })
 		}, event: fsm.NewFailed},
@@ -110,10 +111,14 @@ func TestCandidateThatNeverForwardsIsCancelled(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
 	// Past three margins (OverlapGrace) a forwarding candidate has caught
-	// up; this one never does, and the overlap is cut at OverlapMax.
-	cfg.Tuning.OverlapMax = 500 * time.Millisecond
+	// up; this one never does, and the overlap is cut at OverlapMax. Its
+	// old link must deliver within every margin for that to show: a margin
+	// of 100ms, and gossip flowing before the migration starts, leave a
+	// loaded machine's stalls room.
+	cfg.Tuning.OverlapGrace, cfg.Tuning.OverlapMax = 100*time.Millisecond, 400*time.Millisecond
 	h, _, b, stop := setup(t, cfg)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = true })
+	h.publishMore(10)
 	h.tryMigrate(b)
 	h.keptOld(stop, fsm.OverlapExpired)
 }
@@ -137,7 +142,8 @@ func TestOldDiesDuringOverlapAccelerates(t *testing.T) {
 func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
 	t.Parallel()
 	h, a, b, stop := setup(t, fastConfig())
-	b.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeDelay = 300 * time.Millisecond })
+	// Long enough for the node to see sub-a die before sub-b welcomes.
+	b.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeDelay = 150 * time.Millisecond })
 	h.tryMigrate(b)
 	h.waitState(fsm.Handshaking)
 	a.Kill()
@@ -150,16 +156,17 @@ func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
 	h.mu.Lock()
 	h.published = nil
 	h.mu.Unlock()
-	time.Sleep(100 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnce()
 }
 
 func TestGoodbyeMigratesToFirstLiveAlternative(t *testing.T) {
 	t.Parallel()
-	// REPRAM's goodbyes are 500ms apart; 250ms leaves the race time to
-	// reach sub-b before sub-a closes however busy the machine.
-	h, a, b, stop := setupGap(t, fastConfig(), 250*time.Millisecond)
+	// REPRAM's goodbyes are 500ms apart; 150ms leaves the race (a refused
+	// dial, then a loopback handshake) time to reach sub-b before sub-a
+	// closes however busy the machine.
+	h, a, b, stop := setupGap(t, fastConfig(), 150*time.Millisecond)
 	dead := h.start("sub-dead", 0)
 	deadParent := dead.Parent()
 	dead.Kill()
@@ -168,7 +175,7 @@ func TestGoodbyeMigratesToFirstLiveAlternative(t *testing.T) {
 	// listed first, as REPRAM may send it.
 	a.Shutdown([]wire.Parent{self, a.Parent(), deadParent, b.Parent()}, true)
 	h.waitAttached("sub-b")
-	time.Sleep(50 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnce()
 	st := h.node.Status().Stats
@@ -269,13 +276,13 @@ func TestStaleEventsFromDroppedCandidateAreIgnored(t *testing.T) {
 
 func TestGoodbyeWithoutAlternativesFallsBackOnKnownSubstrates(t *testing.T) {
 	t.Parallel()
-	h, a, _, stop := setupGap(t, fastConfig(), 250*time.Millisecond)
+	h, a, _, stop := setupGap(t, fastConfig(), 150*time.Millisecond)
 	// An empty list: REPRAM names none when it has no live peer it likes.
-	// sub-b is still known from sub-a's welcome topology. Twice, 250ms
+	// sub-b is still known from sub-a's welcome topology. Twice, 150ms
 	// apart (REPRAM: 500ms), so sub-a still forwards while sub-b welcomes.
 	a.Shutdown([]wire.Parent{}, true)
 	h.waitAttached("sub-b")
-	time.Sleep(50 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnce()
 	if st := h.node.Status().Stats; st.Forced != 1 {
@@ -289,12 +296,15 @@ func TestGoodbyeWithoutAlternativesFallsBackOnKnownSubstrates(t *testing.T) {
 func TestHungPrimaryIsSuspected(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
-	cfg.Tuning.SuspectMin, cfg.Tuning.SuspectMax = 200*time.Millisecond, 400*time.Millisecond
+	// A ping at least every 50ms, unanswered past 100ms: a hundred times
+	// a loopback round trip, and what the test waits for.
+	cfg.Tuning.HeartbeatInterval = 50 * time.Millisecond
+	cfg.Tuning.SuspectMin, cfg.Tuning.SuspectMax = 100*time.Millisecond, 200*time.Millisecond
 	h, a, _, stop := setup(t, cfg)
 	a.SetFaults(substratetest.Faults{NoRead: true, NoForward: true})
 	h.waitAttached("sub-b")
 	from := h.publishedLen()
-	time.Sleep(100 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnceFrom(from)
 	if st := h.node.Status().Stats; st.Suspected != 1 || st.Forced != 0 {
@@ -308,17 +318,19 @@ func TestHungPrimaryIsSuspected(t *testing.T) {
 // A goodbye whose alternatives include one that never answers hello: the
 // race dials the next after the attempt delay, and the first welcome wins
 // while the leaving primary still delivers (REPRAM closes 500ms after its
-// first goodbye, well past the 250ms attempt delay).
+// first goodbye, past its 250ms attempt delay; here 200ms and 50ms).
 func TestGoodbyeRacesPastAHungAlternative(t *testing.T) {
 	t.Parallel()
-	h, a, b, stop := setupGap(t, fastConfig(), 500*time.Millisecond)
+	cfg := fastConfig()
+	cfg.Tuning.AttemptDelay = 50 * time.Millisecond
+	h, a, b, stop := setupGap(t, cfg, 200*time.Millisecond)
 	c := h.start("sub-c", 0)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 	// The leaving substrate names both; ties among unmeasured alternatives
 	// are broken at random, so the hung one is first in about half the runs.
 	a.Shutdown([]wire.Parent{b.Parent(), c.Parent()}, true)
 	h.waitAttached("sub-c")
-	time.Sleep(50 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnce()
 	if st := h.node.Status().Stats; st.Forced != 1 || st.Detaches != 0 || st.ContinuedAlone != 0 {

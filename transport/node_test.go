@@ -28,7 +28,7 @@ func TestMigrationWithOverlapLosesNothing(t *testing.T) {
 	h.attach(a)
 	h.settle()
 	stop := h.publishing(2 * time.Millisecond)
-	time.Sleep(50 * time.Millisecond)
+	h.publishMore(10)
 
 	if d := h.observe(map[*substratetest.Server]time.Duration{b: 10 * time.Millisecond}); d.Event != "" {
 		t.Fatalf("first qualifying cycle decided %q, want nothing", d.Event)
@@ -40,7 +40,7 @@ func TestMigrationWithOverlapLosesNothing(t *testing.T) {
 		t.Fatalf("second qualifying cycle decided %q, want candidate_better", d.Event)
 	}
 	h.waitAttached("sub-b")
-	time.Sleep(50 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnce()
 
