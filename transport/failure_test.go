@@ -112,10 +112,9 @@ func TestCandidateThatNeverForwardsIsCancelled(t *testing.T) {
 	cfg := fastConfig()
 	// Past three margins (OverlapGrace) a forwarding candidate has caught
 	// up; this one never does, and the overlap is cut at OverlapMax. Its
-	// old link must deliver within every margin for that to show: a margin
-	// of 100ms, and gossip flowing before the migration starts, leave a
-	// loaded machine's stalls room.
-	cfg.Tuning.OverlapGrace, cfg.Tuning.OverlapMax = 100*time.Millisecond, 400*time.Millisecond
+	// old link must deliver within every margin for that to show: gossip
+	// flows before the migration starts.
+	cfg.Tuning.OverlapMax = 4 * cfg.Tuning.OverlapGrace
 	h, _, b, stop := setup(t, cfg)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = true })
 	h.publishMore(10)
@@ -143,7 +142,7 @@ func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
 	t.Parallel()
 	h, a, b, stop := setup(t, fastConfig())
 	// Long enough for the node to see sub-a die before sub-b welcomes.
-	b.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeDelay = 150 * time.Millisecond })
+	b.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeDelay = 250 * time.Millisecond })
 	h.tryMigrate(b)
 	h.waitState(fsm.Handshaking)
 	a.Kill()
@@ -163,10 +162,9 @@ func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
 
 func TestGoodbyeMigratesToFirstLiveAlternative(t *testing.T) {
 	t.Parallel()
-	// REPRAM's goodbyes are 500ms apart; 150ms leaves the race (a refused
-	// dial, then a loopback handshake) time to reach sub-b before sub-a
-	// closes however busy the machine.
-	h, a, b, stop := setupGap(t, fastConfig(), 150*time.Millisecond)
+	// REPRAM's goodbyes are 500ms apart; 250ms leaves the race time to
+	// reach sub-b before sub-a closes however busy the machine.
+	h, a, b, stop := setupGap(t, fastConfig(), 250*time.Millisecond)
 	dead := h.start("sub-dead", 0)
 	deadParent := dead.Parent()
 	dead.Kill()
@@ -276,9 +274,9 @@ func TestStaleEventsFromDroppedCandidateAreIgnored(t *testing.T) {
 
 func TestGoodbyeWithoutAlternativesFallsBackOnKnownSubstrates(t *testing.T) {
 	t.Parallel()
-	h, a, _, stop := setupGap(t, fastConfig(), 150*time.Millisecond)
+	h, a, _, stop := setupGap(t, fastConfig(), 250*time.Millisecond)
 	// An empty list: REPRAM names none when it has no live peer it likes.
-	// sub-b is still known from sub-a's welcome topology. Twice, 150ms
+	// sub-b is still known from sub-a's welcome topology. Twice, 250ms
 	// apart (REPRAM: 500ms), so sub-a still forwards while sub-b welcomes.
 	a.Shutdown([]wire.Parent{}, true)
 	h.waitAttached("sub-b")
@@ -296,10 +294,14 @@ func TestGoodbyeWithoutAlternativesFallsBackOnKnownSubstrates(t *testing.T) {
 func TestHungPrimaryIsSuspected(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
-	// A ping at least every 50ms, unanswered past 100ms: a hundred times
-	// a loopback round trip, and what the test waits for.
-	cfg.Tuning.HeartbeatInterval = 50 * time.Millisecond
-	cfg.Tuning.SuspectMin, cfg.Tuning.SuspectMax = 100*time.Millisecond, 200*time.Millisecond
+	// A ping at least every 100ms, unanswered past 200ms: what the test
+	// waits for, and far beyond a loopback round trip even under load.
+	cfg.Tuning.HeartbeatInterval = 100 * time.Millisecond
+	cfg.Tuning.SuspectMin, cfg.Tuning.SuspectMax = 200*time.Millisecond, 400*time.Millisecond
+	// The hung primary forwards nothing: no message of its can be in
+	// flight, and the overlap's margin (OverlapGrace, with nothing on both
+	// links) protects none.
+	cfg.Tuning.OverlapGrace = 50 * time.Millisecond
 	h, a, _, stop := setup(t, cfg)
 	a.SetFaults(substratetest.Faults{NoRead: true, NoForward: true})
 	h.waitAttached("sub-b")
@@ -318,12 +320,12 @@ func TestHungPrimaryIsSuspected(t *testing.T) {
 // A goodbye whose alternatives include one that never answers hello: the
 // race dials the next after the attempt delay, and the first welcome wins
 // while the leaving primary still delivers (REPRAM closes 500ms after its
-// first goodbye, past its 250ms attempt delay; here 200ms and 50ms).
+// first goodbye, 250ms past its attempt delay; here 300ms and 50ms).
 func TestGoodbyeRacesPastAHungAlternative(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
 	cfg.Tuning.AttemptDelay = 50 * time.Millisecond
-	h, a, b, stop := setupGap(t, cfg, 200*time.Millisecond)
+	h, a, b, stop := setupGap(t, cfg, 300*time.Millisecond)
 	c := h.start("sub-c", 0)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 	// The leaving substrate names both; ties among unmeasured alternatives

@@ -125,7 +125,7 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 	// full; before that, a write that outlasts it under load may break the
 	// link with no error (the library closes the connection on a ctx that
 	// expires as a write ends), so it is far above a loopback write.
-	const sendTimeout = 100 * time.Millisecond
+	const sendTimeout = 200 * time.Millisecond
 	big := wire.Message{Type: "PUT", From: "t1", Timestamp: time.Now().Unix(), MessageID: "big", Data: make([]byte, 256<<10)}
 	var err error
 	sends := 0
