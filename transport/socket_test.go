@@ -143,8 +143,11 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 	}
 	t.Logf("send %d blocked until its ctx expired: %v", sends, err)
 	// Under load the ctx may also expire before the write starts (the
-	// link is then intact); more bounded sends break it mid-frame.
-	for i := 0; i < 50 && !h.took(fsm.OldDied, fsm.Joining); i++ {
+	// link is then intact); more bounded sends break it mid-frame. They
+	// stop once sub-a is no longer the primary (Status leads the
+	// transitions a subscriber sees): a send to the next primary would
+	// only risk breaking it too.
+	for i := 0; i < 50 && h.node.Status().Primary.ID == "sub-a" && !h.took(fsm.OldDied, fsm.Joining); i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 		_ = h.node.Send(ctx, wire.TypePut, big)
 		cancel()
