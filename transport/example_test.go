@@ -29,8 +29,9 @@ func Example() {
 		Secret:   secret,
 		Handler:  func(g transport.Gossip) { got <- g },
 		// Gossip crosses this loopback mesh within milliseconds, so the
-		// overlap's margin can be short; the default (1s) suits real networks.
-		Tuning: engine.Tuning{OverlapGrace: 50 * time.Millisecond},
+		// overlap's margin (OverlapFloor to OverlapGrace) can be short; the
+		// defaults (50ms to 1s) suit real networks.
+		Tuning: engine.Tuning{OverlapFloor: 10 * time.Millisecond, OverlapGrace: 10 * time.Millisecond},
 	})
 	if err != nil {
 		fmt.Println(err)
@@ -120,8 +121,9 @@ func ExampleNode_Observe() {
 	node, _ := transport.New(transport.Config{
 		Identity: transport.Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave},
 		// Gossip crosses this loopback mesh within milliseconds, so the
-		// overlap's margin can be short; the default (1s) suits real networks.
-		Tuning: engine.Tuning{OverlapGrace: 50 * time.Millisecond},
+		// overlap's margin (OverlapFloor to OverlapGrace) can be short; the
+		// defaults (50ms to 1s) suit real networks.
+		Tuning: engine.Tuning{OverlapFloor: 10 * time.Millisecond, OverlapGrace: 10 * time.Millisecond},
 	})
 	ctx := context.Background()
 	defer node.Close(ctx)
@@ -169,8 +171,9 @@ func ExampleObservation_measure() {
 	node, _ := transport.New(transport.Config{
 		Identity: transport.Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave},
 		// Gossip crosses this loopback mesh within milliseconds, so the
-		// overlap's margin can be short; the default (1s) suits real networks.
-		Tuning: engine.Tuning{OverlapGrace: 50 * time.Millisecond},
+		// overlap's margin (OverlapFloor to OverlapGrace) can be short; the
+		// defaults (50ms to 1s) suit real networks.
+		Tuning: engine.Tuning{OverlapFloor: 10 * time.Millisecond, OverlapGrace: 10 * time.Millisecond},
 	})
 	ctx := context.Background()
 	defer node.Close(ctx)

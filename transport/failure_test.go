@@ -64,7 +64,8 @@ func TestFailedMigrationKeepsOld(t *testing.T) {
 		hook   func(b *substratetest.Server) // or this
 		event  fsm.Event
 	}{
-		{name: "handshake timeout", faults: F{MuteHello: true}, event: fsm.HandshakeTimeout},
+		// A candidate that never answers hello: TestHostileSlowloris, which
+		// also checks the logged reason.
 		{name: "websocket error mid-handshake", hook: func(b *substratetest.Server) {
 			b.SetOnHello(func(wire.Hello) { go b.Kill() })
 		}, event: fsm.NewFailed},
@@ -110,10 +111,13 @@ func TestCandidateThatNeverForwardsIsCancelled(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
 	// Past three margins (OverlapGrace) a forwarding candidate has caught
-	// up; this one never does, and the overlap is cut at OverlapMax.
-	cfg.Tuning.OverlapMax = 500 * time.Millisecond
+	// up; this one never does, and the overlap is cut at OverlapMax. Its
+	// old link must deliver within every margin for that to show: gossip
+	// flows before the migration starts.
+	cfg.Tuning.OverlapMax = 4 * cfg.Tuning.OverlapGrace
 	h, _, b, stop := setup(t, cfg)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = true })
+	h.publishMore(10)
 	h.tryMigrate(b)
 	h.keptOld(stop, fsm.OverlapExpired)
 }
@@ -137,7 +141,8 @@ func TestOldDiesDuringOverlapAccelerates(t *testing.T) {
 func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
 	t.Parallel()
 	h, a, b, stop := setup(t, fastConfig())
-	b.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeDelay = 300 * time.Millisecond })
+	// Long enough for the node to see sub-a die before sub-b welcomes.
+	b.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeDelay = 250 * time.Millisecond })
 	h.tryMigrate(b)
 	h.waitState(fsm.Handshaking)
 	a.Kill()
@@ -150,7 +155,7 @@ func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
 	h.mu.Lock()
 	h.published = nil
 	h.mu.Unlock()
-	time.Sleep(100 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnce()
 }
@@ -168,7 +173,7 @@ func TestGoodbyeMigratesToFirstLiveAlternative(t *testing.T) {
 	// listed first, as REPRAM may send it.
 	a.Shutdown([]wire.Parent{self, a.Parent(), deadParent, b.Parent()}, true)
 	h.waitAttached("sub-b")
-	time.Sleep(50 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnce()
 	st := h.node.Status().Stats
@@ -275,7 +280,7 @@ func TestGoodbyeWithoutAlternativesFallsBackOnKnownSubstrates(t *testing.T) {
 	// apart (REPRAM: 500ms), so sub-a still forwards while sub-b welcomes.
 	a.Shutdown([]wire.Parent{}, true)
 	h.waitAttached("sub-b")
-	time.Sleep(50 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnce()
 	if st := h.node.Status().Stats; st.Forced != 1 {
@@ -289,12 +294,19 @@ func TestGoodbyeWithoutAlternativesFallsBackOnKnownSubstrates(t *testing.T) {
 func TestHungPrimaryIsSuspected(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
+	// A ping at least every 100ms, unanswered past 200ms: what the test
+	// waits for, and far beyond a loopback round trip even under load.
+	cfg.Tuning.HeartbeatInterval = 100 * time.Millisecond
 	cfg.Tuning.SuspectMin, cfg.Tuning.SuspectMax = 200*time.Millisecond, 400*time.Millisecond
+	// The hung primary forwards nothing: no message of its can be in
+	// flight, and the overlap's margin (OverlapGrace, with nothing on both
+	// links) protects none.
+	cfg.Tuning.OverlapGrace = 50 * time.Millisecond
 	h, a, _, stop := setup(t, cfg)
 	a.SetFaults(substratetest.Faults{NoRead: true, NoForward: true})
 	h.waitAttached("sub-b")
 	from := h.publishedLen()
-	time.Sleep(100 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnceFrom(from)
 	if st := h.node.Status().Stats; st.Suspected != 1 || st.Forced != 0 {
@@ -308,17 +320,19 @@ func TestHungPrimaryIsSuspected(t *testing.T) {
 // A goodbye whose alternatives include one that never answers hello: the
 // race dials the next after the attempt delay, and the first welcome wins
 // while the leaving primary still delivers (REPRAM closes 500ms after its
-// first goodbye, well past the 250ms attempt delay).
+// first goodbye, 250ms past its attempt delay; here 300ms and 50ms).
 func TestGoodbyeRacesPastAHungAlternative(t *testing.T) {
 	t.Parallel()
-	h, a, b, stop := setupGap(t, fastConfig(), 500*time.Millisecond)
+	cfg := fastConfig()
+	cfg.Tuning.AttemptDelay = 50 * time.Millisecond
+	h, a, b, stop := setupGap(t, cfg, 300*time.Millisecond)
 	c := h.start("sub-c", 0)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 	// The leaving substrate names both; ties among unmeasured alternatives
 	// are broken at random, so the hung one is first in about half the runs.
 	a.Shutdown([]wire.Parent{b.Parent(), c.Parent()}, true)
 	h.waitAttached("sub-c")
-	time.Sleep(50 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnce()
 	if st := h.node.Status().Stats; st.Forced != 1 || st.Detaches != 0 || st.ContinuedAlone != 0 {

@@ -55,13 +55,17 @@ type harness struct {
 }
 
 // fastConfig has timings short enough for tests; they are bounds, not
-// assertions.
+// assertions. OverlapGrace, the margin while no message came on both links,
+// covers an old link stalled by a loaded machine; OverlapFloor can be short,
+// since the old link delivers in order and a measured skew includes the
+// machine's jitter.
 func fastConfig() Config {
 	return Config{
 		Identity: Identity{NodeID: "t1", Enclave: substratetest.DefaultEnclave, Address: "127.0.0.1"},
 		Secret:   testSecret,
 		Tuning: engine.Tuning{
 			HandshakeTimeout:  time.Second,
+			OverlapFloor:      20 * time.Millisecond,
 			OverlapGrace:      100 * time.Millisecond,
 			OverlapMax:        2 * time.Second,
 			HeartbeatInterval: 200 * time.Millisecond,
@@ -72,11 +76,11 @@ func fastConfig() Config {
 }
 
 // timeoutConfig is fastConfig for a test whose candidate is meant to time
-// out: its handshake timeout, 300ms, is still dozens of loopback handshakes
+// out: its handshake timeout, 150ms, is still dozens of loopback handshakes
 // long, and the test waits it out only once.
 func timeoutConfig() Config {
 	c := fastConfig()
-	c.Tuning.HandshakeTimeout = 300 * time.Millisecond
+	c.Tuning.HandshakeTimeout = 150 * time.Millisecond
 	return c
 }
 
@@ -233,6 +237,15 @@ func (h *harness) publishing(gap time.Duration) (stop func()) {
 	}
 	h.t.Cleanup(stop)
 	return stop
+}
+
+// publishMore waits until n more messages were published, so that a check
+// that follows covers traffic from after the moment it is called (a switch
+// of primary, say).
+func (h *harness) publishMore(n int) {
+	h.t.Helper()
+	from := h.publishedLen()
+	h.eventually(fmt.Sprintf("%d more messages published", n), func() bool { return h.publishedLen() >= from+n })
 }
 
 // settle feeds empty cycles until the policy's cooldown after the last

@@ -111,7 +111,7 @@ func TestHostileFrameSizes(t *testing.T) {
 		return st.Primary.URL != "" && len(st.Candidates) == 0 && (st.State == fsm.Attached || st.State == fsm.Cooldown)
 	})
 	from := h.publishedLen()
-	time.Sleep(100 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnceFrom(from)
 	for _, id := range []string{"over-limit", "at-hard-limit", "huge"} {
@@ -124,7 +124,7 @@ func TestHostileFrameSizes(t *testing.T) {
 func TestHostileIDFloodKeepsDedupBounded(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
-	cfg.Tuning.Dedup = dedup.Config{Capacity: 1000, Window: time.Minute}
+	cfg.Tuning.Dedup = dedup.Config{Capacity: 250, Window: time.Minute}
 	h, _, _, stop := setup(t, cfg)
 	stop()
 	dedupLen := func() (n int, st dedup.Stats) {
@@ -136,7 +136,7 @@ func TestHostileIDFloodKeepsDedupBounded(t *testing.T) {
 		}
 		return n, st
 	}
-	const flood = 5000
+	const flood = 5 * 250
 	peak := 0
 	for i := range flood {
 		if err := h.publishOne(); err != nil {

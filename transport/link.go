@@ -45,6 +45,10 @@ type link struct {
 	hello   chan struct{}                  // closed by sendHello
 	pings   chan time.Duration             // ping requests, with their timeout
 
+	// starvedPings counts the pings reported Starved, for tests that must
+	// wait until back-pressure has outlasted some pings.
+	starvedPings atomic.Uint64
+
 	mb mailbox // the link's reports, on their way to the loop
 }
 
@@ -286,6 +290,9 @@ func (l *link) pinger(env linkEnv, conn *websocket.Conn, readerDone <-chan struc
 		// ping, cannot have read the pong: an unanswered ping then proves
 		// nothing.
 		starved := err != nil && (l.starved.Load() || l.parks.Load() != parks)
+		if starved {
+			l.starvedPings.Add(1)
+		}
 		if !l.postInput(env, engine.PingDone{Link: l.id, RTT: rtt, Err: err, Starved: starved}) {
 			return
 		}

@@ -23,12 +23,13 @@ func TestMigrationWithOverlapLosesNothing(t *testing.T) {
 	h := newHarness(t, fastConfig())
 	a := h.start("sub-a", 0)
 	// The new substrate hears gossip later than the old one, so closing
-	// the old link before the new one caught up would lose messages.
-	b := h.start("sub-b", 30*time.Millisecond)
+	// the old link before the new one caught up would lose messages. (10ms
+	// later: the overlap's margin follows that skew.)
+	b := h.start("sub-b", 10*time.Millisecond)
 	h.attach(a)
 	h.settle()
 	stop := h.publishing(2 * time.Millisecond)
-	time.Sleep(50 * time.Millisecond)
+	h.publishMore(10)
 
 	if d := h.observe(map[*substratetest.Server]time.Duration{b: 10 * time.Millisecond}); d.Event != "" {
 		t.Fatalf("first qualifying cycle decided %q, want nothing", d.Event)
@@ -40,7 +41,7 @@ func TestMigrationWithOverlapLosesNothing(t *testing.T) {
 		t.Fatalf("second qualifying cycle decided %q, want candidate_better", d.Event)
 	}
 	h.waitAttached("sub-b")
-	time.Sleep(50 * time.Millisecond)
+	h.publishMore(10)
 	stop()
 	h.exactlyOnce()
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,14 +32,21 @@ func TestProbeMeasuresWithoutRegistering(t *testing.T) {
 	stop := h.publishing(2 * time.Millisecond)
 	defer stop()
 
-	const delay = 20 * time.Millisecond
+	// Probes at once, while gossip flows: none registers, and each times
+	// its own pings.
+	const delay, probes = 5 * time.Millisecond, 3
 	p := newTestProxy(t, a, delay)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for range 3 {
-		rtt, err := Probe(ctx, Substrate{ID: a.ID(), URL: p.URL()}, ProbeOptions{Count: 3})
-		if err != nil {
-			t.Fatal(err)
+	var wg sync.WaitGroup
+	rtts, errs := make([]time.Duration, probes), make([]error, probes)
+	for i := range probes {
+		wg.Go(func() { rtts[i], errs[i] = Probe(ctx, Substrate{ID: a.ID(), URL: p.URL()}, ProbeOptions{Count: 3}) })
+	}
+	wg.Wait()
+	for i, rtt := range rtts {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
 		}
 		// A lower bound the proxy guarantees, not a timing assertion.
 		if rtt < 2*delay {

@@ -48,7 +48,12 @@ func forged(t *testing.T, typ wire.Type, payload any, secret []byte) []byte {
 // does migrate, so the test can tell the two apart.
 func TestUnsignedFramesFromPrimaryAreNeverActedOn(t *testing.T) {
 	t.Parallel()
-	h, a, b, stop := setup(t, fastConfig())
+	// Two substrates as close as each other, so the overlap that follows
+	// the signed goodbye is short.
+	h := newHarness(t, fastConfig())
+	a, b := h.start("sub-a", 0), h.start("sub-b", 0)
+	h.attach(a)
+	stop := h.publishing(2 * time.Millisecond)
 	wrong := []byte("not-the-cluster-secret")
 	put := func(id string) wire.Message {
 		return wire.Message{Type: "PUT", From: "attacker", Key: "k", Data: []byte("x"), TTL: 300,
@@ -116,6 +121,7 @@ func TestUnsignedWelcomeIsNeverPromoted(t *testing.T) {
 	t.Parallel()
 	for _, c := range []substratetest.Corruption{substratetest.CorruptUnsigned, substratetest.CorruptBadSignature} {
 		t.Run("migrating/"+c.String(), func(t *testing.T) {
+			t.Parallel()
 			h, _, b, stop := setup(t, fastConfig())
 			b.UpdateFaults(func(f *substratetest.Faults) { f.Corrupt = c })
 			h.tryMigrate(b)
@@ -126,6 +132,7 @@ func TestUnsignedWelcomeIsNeverPromoted(t *testing.T) {
 			}
 		})
 		t.Run("joining/"+c.String(), func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, fastConfig())
 			s := h.start("sub-forged", 0)
 			s.UpdateFaults(func(f *substratetest.Faults) { f.Corrupt = c })
@@ -216,7 +223,8 @@ func TestSecretNeverLogged(t *testing.T) {
 // wrote into logs exercised all that without the secret.
 func secretScenario(t *testing.T, cfg Config, logs *syncBuffer, debug string) {
 	secret := []byte(cfg.Secret)
-	h, a, b, stop := setup(t, cfg)
+	h, a, _, stop := setup(t, cfg)
+	b := h.start("sub-near", 0) // as close as sub-a: a short overlap
 	c := h.start("sub-c", 0)
 	gone := h.start("sub-gone", 0)
 	gone.Kill() // a candidate that cannot be dialed
@@ -235,7 +243,7 @@ func secretScenario(t *testing.T, cfg Config, logs *syncBuffer, debug string) {
 	h.tryMigrate(gone)
 	h.eventually("dead candidate dropped", func() bool { return h.node.Status().Stats.Cancelled >= 2 })
 	h.tryMigrate(b)
-	h.waitAttached("sub-b")
+	h.waitAttached(b.ID())
 	b.Kill()
 	h.eventually("rejoined after the primary died", func() bool {
 		st := h.node.Status()

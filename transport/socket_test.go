@@ -121,11 +121,16 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
+	// The timeout is the expected outcome, once the socket buffers are
+	// full; before that, a write that outlasts it under load may break the
+	// link with no error (the library closes the connection on a ctx that
+	// expires as a write ends), so it is far above a loopback write.
+	const sendTimeout = 200 * time.Millisecond
 	big := wire.Message{Type: "PUT", From: "t1", Timestamp: time.Now().Unix(), MessageID: "big", Data: make([]byte, 256<<10)}
 	var err error
 	sends := 0
 	for ; sends < 1000 && err == nil; sends++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 		err = h.node.Send(ctx, wire.TypePut, big)
 		cancel()
 	}
@@ -138,16 +143,19 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 	}
 	t.Logf("send %d blocked until its ctx expired: %v", sends, err)
 	// Under load the ctx may also expire before the write starts (the
-	// link is then intact); more bounded sends break it mid-frame.
-	for i := 0; i < 50 && !h.took(fsm.OldDied, fsm.Joining); i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	// link is then intact); more bounded sends break it mid-frame. They
+	// stop once sub-a is no longer the primary (Status leads the
+	// transitions a subscriber sees): a send to the next primary would
+	// only risk breaking it too.
+	for i := 0; i < 50 && h.node.Status().Primary.ID == "sub-a" && !h.took(fsm.OldDied, fsm.Joining); i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 		_ = h.node.Send(ctx, wire.TypePut, big)
 		cancel()
 	}
 	h.eventually("the broken primary dropped", func() bool { return h.took(fsm.OldDied, fsm.Joining) })
 	h.waitAttached("sub-b")
 	from := h.publishedLen()
-	time.Sleep(100 * time.Millisecond)
+	h.publishMore(10)
 	h.exactlyOnceFrom(from)
 }
 
@@ -202,24 +210,35 @@ func TestSlowHandlerBackPressure(t *testing.T) {
 		ids = append(ids, m.MessageID)
 	}
 	h.eventually("the delivery buffer full", func() bool { return n.Status().Stats.Delivered == cfg.DeliveryBuffer })
-	// The loop answers while the handler is stuck, and accepts no more.
-	for range 5 {
+	// Stay stuck past MissedHeartbeats pings on silence: the parked reader
+	// cannot read pongs, and that must not be taken for a dead link. Until
+	// then the loop answers while the handler is stuck, and accepts no more.
+	// MissedHeartbeats pings counted as failed (the link then dies) end the
+	// wait too: the checks below then fail.
+	starvedPings := func() uint64 {
+		var got uint64
+		if err := n.call(context.Background(), func() error {
+			if id, _, ok := n.eng.Primary(); ok && n.links[id] != nil {
+				got = n.links[id].starvedPings.Load()
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	h.eventually("MissedHeartbeats pings lost to the parked reader", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := n.Observe(ctx, Observation{})
-		cancel()
-		if err != nil {
+		defer cancel()
+		if _, err := n.Observe(ctx, Observation{}); err != nil {
 			t.Fatalf("event loop blocked by a stuck handler: %v", err)
 		}
-		if d := n.Status().Stats.Delivered; d > cfg.DeliveryBuffer {
-			t.Fatalf("%d messages accepted while the handler was stuck, buffer %d", d, cfg.DeliveryBuffer)
+		st := n.Status().Stats
+		if st.Delivered > cfg.DeliveryBuffer {
+			t.Fatalf("%d messages accepted while the handler was stuck, buffer %d", st.Delivered, cfg.DeliveryBuffer)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	// Stay stuck past MissedHeartbeats pings on silence: the parked reader
-	// cannot read pongs, and that must not be taken for a dead link. A ping
-	// goes out at least every HeartbeatInterval and fails within SuspectMax;
-	// one more round is margin.
-	time.Sleep(time.Duration(cfg.Tuning.MissedHeartbeats+1) * (cfg.Tuning.HeartbeatInterval + cfg.Tuning.SuspectMax))
+		return st.PingsFailed >= cfg.Tuning.MissedHeartbeats || starvedPings() >= uint64(cfg.Tuning.MissedHeartbeats)
+	})
 	close(release)
 	h.eventually("every message handled", func() bool {
 		mu.Lock()
