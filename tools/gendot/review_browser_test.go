@@ -15,16 +15,27 @@ import (
 	"github.com/repram/handover/fsm"
 )
 
+// browserEnv names the Chromium binary the browser tests run. They are
+// opt-in, as the REPRAM interop tests are: a browser is a program outside
+// go.mod, and starting one holds one of go test's two slots on this
+// machine for about two seconds. .ci/run installs Chromium and sets it.
+const browserEnv = "HANDOVER_CHROMIUM"
+
 // browser starts headless Chromium for one test, or skips the test when
-// Chromium is not installed. The flags keep it off the network (the build
-// machines have none) and in a fresh profile; the browser is gone, with its
+// HANDOVER_CHROMIUM is not set; set to a browser that cannot be found, it
+// fails the test. The flags keep the browser off the network (the build
+// machines have none) and in a fresh profile; it is gone, with its
 // children, when the test ends.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
+	name := os.Getenv(browserEnv)
+	if name == "" {
+		t.Skip(browserEnv + " is not set, so review.html is not checked in a browser: " +
+			"set it to Chromium (" + browserEnv + "=$(command -v chromium), after apt-get install chromium), as .ci/run does")
+	}
+	path, err := exec.LookPath(name)
 	if err != nil {
-		t.Skip("chromium is not installed, so review.html is not checked in a browser: " +
-			"install Debian's chromium package (apt-get install chromium), as .ci/run does")
+		t.Fatalf("%s=%s: %v (install Debian's chromium package, or name the browser's binary)", browserEnv, name, err)
 	}
 	profile := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
