@@ -175,6 +175,7 @@ func checkedInNoiseTraces() map[string]noiseTrace {
 // The checked-in noise traces are what the generator makes: the README's
 // numbers can be reproduced from the code.
 func TestNoiseTracesAreGenerated(t *testing.T) {
+	t.Parallel()
 	for name, nt := range checkedInNoiseTraces() {
 		b, err := os.ReadFile(filepath.Join(tracesDir, name))
 		if err != nil {

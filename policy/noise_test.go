@@ -30,6 +30,7 @@ var heavyBounds = map[string]struct{ within50, took70 int }{
 
 // Equal means: every migration is a flap, and the default policy makes none.
 func TestNoiseEqualMeansNoFlap(t *testing.T) {
+	t.Parallel()
 	for _, c := range noiseClasses {
 		t.Run(c.name, func(t *testing.T) {
 			for _, seed := range noiseSeeds {
@@ -50,6 +51,7 @@ func TestNoiseEqualMeansNoFlap(t *testing.T) {
 
 // A real step of s2 to frac × the current latency at cycle 500.
 func TestNoiseStepReaction(t *testing.T) {
+	t.Parallel()
 	for _, c := range noiseClasses {
 		for _, step := range []struct {
 			frac   float64
@@ -102,6 +104,7 @@ func TestNoiseStepReaction(t *testing.T) {
 // The node is in eu on s1 (us); s3 (eu) appears at cycle 500: the enclave
 // rule needs no latency verdict, so the filter must not delay it.
 func TestNoiseHomeEnclaveStep(t *testing.T) {
+	t.Parallel()
 	for _, c := range noiseClasses {
 		t.Run(c.name, func(t *testing.T) {
 			for _, seed := range noiseSeeds {
@@ -119,6 +122,7 @@ func TestNoiseHomeEnclaveStep(t *testing.T) {
 // and over. Following it is flapping: the default policy must slow down
 // over the trace and never move twice within the cooldown.
 func TestNoiseLure(t *testing.T) {
+	t.Parallel()
 	d := Default()
 	for _, c := range noiseClasses {
 		if c.name == "loopback" {
