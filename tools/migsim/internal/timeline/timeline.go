@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/repram/handover/fsm"
-	"github.com/repram/handover/transport"
+	"github.com/repram/handover/transport/engine"
 )
 
 // Kind says what a timeline entry records.
@@ -39,7 +39,7 @@ type Entry struct {
 
 // FromTransition is tr as a timeline entry, timed from start (PrevPrimary
 // and Cycle left for the caller).
-func FromTransition(tr transport.Transition, start time.Time) Entry {
+func FromTransition(tr engine.Transition, start time.Time) Entry {
 	return Entry{At: tr.At.Sub(start), Kind: KindTransition, Step: tr.Step, Primary: tr.Primary,
 		Candidate: tr.Candidate, Reason: tr.Reason}
 }
