@@ -251,25 +251,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	pubMu.Lock()
 	ids := published
 	pubMu.Unlock()
-	res.Published = len(ids)
-	res.Owed = len(ids) * cfg.Nodes
 	// Wait for what is in flight: until everything owed has arrived, or
 	// nothing more has for a second (a message published while a node had
 	// no link never comes), at most 10 s.
 	deadline := time.Now().Add(10 * time.Second)
 	last, lastAt := -1, time.Now()
 	for {
-		res.Delivered, res.DuplicatesDelivered = 0, 0
-		for _, c := range counts {
-			c.mu.Lock()
-			for _, id := range ids {
-				if n := c.seen[id]; n > 0 {
-					res.Delivered++
-					res.DuplicatesDelivered += n - 1
-				}
-			}
-			c.mu.Unlock()
-		}
+		res.tally(ids, counts)
 		if res.Delivered != last {
 			last, lastAt = res.Delivered, time.Now()
 		}
@@ -278,7 +266,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	res.Lost = res.Owed - res.Delivered
 	var welcomeMs []float64
 	for _, c := range counts {
 		c.mu.Lock()
@@ -305,6 +292,28 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Detaches += st.Stats.Detaches
 	}
 	return res, nil
+}
+
+// tally counts what the nodes delivered of the published ids: every id is
+// owed to every node; a node that got an id at least once delivered it,
+// each time after the first is a duplicate, an id it never got is lost.
+// What a node got that is not in ids (published after the count) is not
+// counted.
+func (r *Result) tally(ids []string, counts []*counted) {
+	r.Published = len(ids)
+	r.Owed = len(ids) * len(counts)
+	r.Delivered, r.DuplicatesDelivered = 0, 0
+	for _, c := range counts {
+		c.mu.Lock()
+		for _, id := range ids {
+			if n := c.seen[id]; n > 0 {
+				r.Delivered++
+				r.DuplicatesDelivered += n - 1
+			}
+		}
+		c.mu.Unlock()
+	}
+	r.Lost = r.Owed - r.Delivered
 }
 
 func sleep(ctx context.Context, d time.Duration) {
