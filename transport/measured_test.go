@@ -80,10 +80,17 @@ func migratesOnMeasuredLatency(t *testing.T, measure bool) {
 	stop := h.publishing(5 * time.Millisecond)
 	defer stop()
 
+	// The policy decides once the gap between the two filtered latencies
+	// exceeds 3.6 standard errors of their noise, for two cycles in a
+	// row: two cycles on a quiet machine, more when a loaded one
+	// makes the round trips jitter (each cycle then adds a sample, and the
+	// standard errors shrink). The loop ends at the decision.
+	const maxCycles = 30
 	ctx := context.Background()
 	var probed time.Duration
 	decided := false
-	for cycle := 0; cycle < 6 && !decided; cycle++ {
+	cycle := 0
+	for ; cycle < maxCycles && !decided; cycle++ {
 		obs := Observation{Candidates: []Candidate{{Substrate: fastSub}}}
 		if measure {
 			obs.Measure = true
@@ -100,8 +107,9 @@ func migratesOnMeasuredLatency(t *testing.T, measure bool) {
 		decided = d.Event == fsm.CandidateBetter
 	}
 	if !decided {
-		t.Fatalf("no migration decided; last observation %+v", rec.last())
+		t.Fatalf("no migration decided in %d cycles; last observation %+v", maxCycles, rec.last())
 	}
+	t.Logf("decided after %d cycles", cycle)
 	used := rec.last()
 	cur, cand := used.Current.Latency, used.Candidates[0].Latency
 	t.Logf("policy saw primary %v (heartbeat), candidate %v (probe)", cur, cand)
