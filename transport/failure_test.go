@@ -121,6 +121,7 @@ func TestCandidateThatNeverForwardsIsCancelled(t *testing.T) {
 	cfg := fastConfig()
 	grace := cfg.Tuning.OverlapGrace
 	cfg.Tuning.OverlapMax = 4 * grace
+	cfg.Tuning.HandshakeTimeout = 5 * time.Second // a bound: the welcome is not the subject
 	h, _, b, stop := setup(t, cfg)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = true })
 	b.SetOnHello(func(wire.Hello) { b.UpdateFaults(func(f *substratetest.Faults) { f.NoRead = true }) })

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -24,6 +25,29 @@ func (r *recordingPolicy) Evaluate(o policy.Snapshot) policy.Decision {
 	r.obs = append(r.obs, o)
 	r.mu.Unlock()
 	return r.Evaluator.Evaluate(o)
+}
+
+// count is how many observations the policy has seen.
+func (r *recordingPolicy) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.obs)
+}
+
+// minimums returns the least latencies of the primary and of the first
+// candidate over the observations from index first on: load only adds to
+// a round trip, so the least is the closest to the path's own.
+func (r *recordingPolicy) minimums(first int) (cur, cand time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cur, cand = time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
+	for _, o := range r.obs[first:] {
+		cur = min(cur, o.Current.Latency)
+		if len(o.Candidates) > 0 {
+			cand = min(cand, o.Candidates[0].Latency)
+		}
+	}
+	return cur, cand
 }
 
 func (r *recordingPolicy) last() policy.Snapshot {
@@ -90,6 +114,7 @@ func migratesOnMeasuredLatency(t *testing.T, measure bool) {
 	var probed time.Duration
 	decided := false
 	cycle := 0
+	first := rec.count()
 	for ; cycle < maxCycles && !decided; cycle++ {
 		obs := Observation{Candidates: []Candidate{{Substrate: fastSub}}}
 		if measure {
@@ -119,8 +144,11 @@ func migratesOnMeasuredLatency(t *testing.T, measure bool) {
 		t.Fatalf("latencies %v and %v are below the proxies' round trips %v and %v: not measured",
 			cur, cand, 2*slowDelay, 2*fastDelay)
 	}
-	if !(float64(cand) < 0.75*float64(cur)) {
-		t.Fatalf("measured candidate %v is not below 0.75 × primary %v", cand, cur)
+	// The policy compares filtered latencies, so one cycle's pair may be
+	// close on a loaded machine (103ms and 104ms, at load 8); the least
+	// of each over the cycles it saw shows the proxies' delays.
+	if mcur, mcand := rec.minimums(first); !(float64(mcand) < 0.75*float64(mcur)) {
+		t.Fatalf("the candidate's least latency %v over %d cycles is not below 0.75 × the primary's %v", mcand, cycle, mcur)
 	}
 	if !measure && cand != probed {
 		t.Fatalf("policy saw %v for the candidate, the probe measured %v", cand, probed)

@@ -101,7 +101,16 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 	cfg := fastConfig()
 	cfg.Tuning.HeartbeatInterval = time.Minute
 	cfg.Tuning.SuspectMin, cfg.Tuning.SuspectMax = time.Minute, time.Minute
-	h, a, _, _ := setup(t, cfg)
+	cfg.Tuning.HandshakeTimeout = 5 * time.Second // a bound: sub-b's welcome waits for the test
+	h, a, b, _ := setup(t, cfg)
+	// sub-b answers the node's hello only once the test has stopped
+	// sending: a Send meant for sub-a never reaches it as the new primary
+	// (cut mid-frame by its ctx, it would break sub-b too).
+	hold := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(hold) }) }
+	t.Cleanup(release)
+	b.SetOnHello(func(wire.Hello) { <-hold })
 	h.eventually("sub-a answered the first ping", func() bool { return h.node.Status().PrimaryRTT > 0 })
 	a.UpdateFaults(func(f *substratetest.Faults) { f.NoRead = true })
 
@@ -134,7 +143,7 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 	// send is one Send bounded by sendTimeout; late says it returned nil
 	// after its ctx had expired. A Send that outlives its ctx by far (a
 	// write that ignores it) fails the test rather than hanging it.
-	send := func() (err error, late bool) {
+	send := func() (late bool, err error) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
 		defer cancel()
@@ -145,7 +154,7 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("a Send to a primary that does not read outlived its %v ctx by 10s: the write is not bounded by its ctx", sendTimeout)
 		}
-		return err, err == nil && ctx.Err() != nil
+		return err == nil && ctx.Err() != nil, err
 	}
 	var (
 		err        error
@@ -154,7 +163,7 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 	)
 	for sends = 1; sends <= 1000; sends++ {
 		prev = late
-		if err, late = send(); err != nil {
+		if late, err = send(); err != nil {
 			break
 		}
 	}
@@ -176,14 +185,13 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 			"(or ErrDetached right after a send that ended as its ctx expired)", sends, err)
 	}
 	// Under load the ctx may also expire before the write starts (the
-	// link is then intact); more bounded sends break it mid-frame. They
-	// stop once sub-a is no longer the primary (Status leads the
-	// transitions a subscriber sees): a send to the next primary would
-	// only risk breaking it too.
+	// link is then intact); more bounded sends break it mid-frame, until
+	// the node has left sub-a.
 	for i := 0; i < 50 && h.node.Status().Primary.ID == "sub-a" && !h.took(fsm.OldDied, fsm.Joining); i++ {
-		_, _ = send()
+		_, _ = send() // the outcome is what the node does next
 	}
 	h.eventually("the broken primary dropped", func() bool { return h.took(fsm.OldDied, fsm.Joining) })
+	release()
 	h.waitAttached("sub-b")
 	from := h.publishedLen()
 	h.publishMore(10)
