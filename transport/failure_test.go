@@ -353,21 +353,30 @@ func TestHungPrimaryIsSuspected(t *testing.T) {
 // A goodbye whose alternatives include one that never answers hello: the
 // race dials the next after the attempt delay, and the first welcome wins
 // while the leaving primary still delivers (REPRAM closes 500ms after its
-// first goodbye, 250ms past its attempt delay; here 300ms and 50ms).
+// first goodbye, 250ms past its attempt delay; here 500ms and 50ms, well
+// below the 1s handshake timeout that ends a hello to the hung one: with
+// 300ms, a loaded machine's handshake to the live one outlasted it, 1 run
+// in 8 at load ~10).
 func TestGoodbyeRacesPastAHungAlternative(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
 	cfg.Tuning.AttemptDelay = 50 * time.Millisecond
-	h, a, b, stop := setupGap(t, cfg, 300*time.Millisecond)
+	h, a, b, stop := setupGap(t, cfg, 500*time.Millisecond)
 	c := h.start("sub-c", 0)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 	// The leaving substrate names both; ties among unmeasured alternatives
 	// are broken at random, so the hung one is first in about half the runs.
-	a.Shutdown([]wire.Parent{b.Parent(), c.Parent()}, true)
+	// Shutdown returns once sub-a has closed, a gap after its first goodbye.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		a.Shutdown([]wire.Parent{b.Parent(), c.Parent()}, true)
+	}()
 	h.waitAttached("sub-c")
 	h.publishMore(10)
 	stop()
 	h.exactlyOnce()
+	<-closed
 	if st := h.node.Status().Stats; st.Forced != 1 || st.Detaches != 0 || st.ContinuedAlone != 0 {
 		t.Fatalf("stats %+v: want one forced move, never without a link:\n%s", st, h.timeline())
 	}
