@@ -143,16 +143,16 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 	// send is one Send bounded by sendTimeout; late says it returned nil
 	// after its ctx had expired. A Send that outlives its ctx by far (a
 	// write that ignores it) fails the test rather than hanging it.
-	send := func() (late bool, err error) {
+	send := func(timeout time.Duration) (late bool, err error) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		res := make(chan error, 1)
 		go func() { res <- h.node.Send(ctx, wire.TypePut, big) }()
 		select {
 		case err = <-res:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("a Send to a primary that does not read outlived its %v ctx by 10s: the write is not bounded by its ctx", sendTimeout)
+			t.Fatalf("a Send to a primary that does not read outlived its %v ctx by 10s: the write is not bounded by its ctx", timeout)
 		}
 		return err == nil && ctx.Err() != nil, err
 	}
@@ -163,7 +163,7 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 	)
 	for sends = 1; sends <= 1000; sends++ {
 		prev = late
-		if late, err = send(); err != nil {
+		if late, err = send(sendTimeout); err != nil {
 			break
 		}
 	}
@@ -184,11 +184,16 @@ func TestSendToPrimaryThatStopsReading(t *testing.T) {
 		t.Fatalf("after %d sends to a primary that does not read: %v, want context.DeadlineExceeded "+
 			"(or ErrDetached right after a send that ended as its ctx expired)", sends, err)
 	}
-	// Under load the ctx may also expire before the write starts (the
-	// link is then intact); more bounded sends break it mid-frame, until
-	// the node has left sub-a.
-	for i := 0; i < 50 && h.node.Status().Primary.ID == "sub-a" && !h.took(fsm.OldDied, fsm.Joining); i++ {
-		_, _ = send() // the outcome is what the node does next
+	// Under load the ctx may also expire before the write starts, and the
+	// link is then intact: Send encodes big within it, which takes about
+	// 45ms under -race on a quiet machine, more than the whole 200ms at
+	// load 12 (50 such sends in a row in 1 run of 20). More sends break
+	// it mid-frame, each with a ctx long enough to reach the write, until
+	// the node has left sub-a. On a quiet machine the first send already
+	// did, and these find the link closed at once.
+	until := time.Now().Add(10 * time.Second)
+	for i := 0; i < 100 && time.Now().Before(until) && h.node.Status().Primary.ID == "sub-a" && !h.took(fsm.OldDied, fsm.Joining); i++ {
+		_, _ = send(time.Second) // the outcome is what the node does next
 	}
 	h.eventually("the broken primary dropped", func() bool { return h.took(fsm.OldDied, fsm.Joining) })
 	release()
