@@ -107,19 +107,52 @@ func TestNewLinkDiesDuringOverlap(t *testing.T) {
 	h.keptOld(stop, fsm.NewFailed)
 }
 
+// A candidate that welcomes and answers pings but forwards nothing is
+// never promoted: the overlap is cut at OverlapMax and the old link kept.
+// The engine finds it out from the old link's messages past the welcome's
+// boundary (OverlapGrace after the welcome) and older than the margin
+// (OverlapGrace) that never come on the new link, and it ends the overlap
+// no earlier than the new link's first pong. sub-b holds that pong (it
+// stops reading once it has the hello) until such a message is certain,
+// whatever the machine's load: a stalled old link (no message in that
+// window) would otherwise let the overlap end with nothing checked.
 func TestCandidateThatNeverForwardsIsCancelled(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
-	// Past three margins (OverlapGrace) a forwarding candidate has caught
-	// up; this one never does, and the overlap is cut at OverlapMax. Its
-	// old link must deliver within every margin for that to show: gossip
-	// flows before the migration starts.
-	cfg.Tuning.OverlapMax = 4 * cfg.Tuning.OverlapGrace
+	grace := cfg.Tuning.OverlapGrace
+	cfg.Tuning.OverlapMax = 4 * grace
+	cfg.Tuning.HandshakeTimeout = 5 * time.Second // a bound: the welcome is not the subject
 	h, _, b, stop := setup(t, cfg)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.NoForward = true })
+	b.SetOnHello(func(wire.Hello) { b.UpdateFaults(func(f *substratetest.Faults) { f.NoRead = true }) })
 	h.publishMore(10)
 	h.tryMigrate(b)
+	h.eventually("sub-b welcomed", func() bool { return h.took(fsm.HandshakeOK, fsm.Overlapping) })
+	// The welcome was stepped before the transition was seen: past one
+	// margin from now, the boundary has passed.
+	time.Sleep(grace)
+	at := h.oldLinkDeliversFromNow()
+	time.Sleep(time.Until(at.Add(grace)))
+	b.UpdateFaults(func(f *substratetest.Faults) { f.NoRead = false })
 	h.keptOld(stop, fsm.OverlapExpired)
+}
+
+// oldLinkDeliversFromNow waits until the node has delivered a message it
+// took from its links after this call (the event loop stamps each message
+// when it takes it, then publishes Status) and returns a time by which it
+// was delivered. Until an outcome ends the overlap, nothing is published
+// mid-batch, so a message counted only in a snapshot published after the
+// one seen here was taken after that snapshot.
+func (h *harness) oldLinkDeliversFromNow() time.Time {
+	h.t.Helper()
+	from := h.node.Status().Stats.Delivered
+	var seen int
+	h.eventually("a delivery published after now", func() bool {
+		seen = h.node.Status().Stats.Delivered
+		return seen > from
+	})
+	h.eventually("a delivery taken after now", func() bool { return h.node.Status().Stats.Delivered > seen })
+	return time.Now()
 }
 
 func TestOldDiesDuringOverlapAccelerates(t *testing.T) {
@@ -320,21 +353,30 @@ func TestHungPrimaryIsSuspected(t *testing.T) {
 // A goodbye whose alternatives include one that never answers hello: the
 // race dials the next after the attempt delay, and the first welcome wins
 // while the leaving primary still delivers (REPRAM closes 500ms after its
-// first goodbye, 250ms past its attempt delay; here 300ms and 50ms).
+// first goodbye, 250ms past its attempt delay; here 500ms and 50ms, well
+// below the 1s handshake timeout that ends a hello to the hung one: with
+// 300ms, a loaded machine's handshake to the live one outlasted it, 1 run
+// in 8 at load ~10).
 func TestGoodbyeRacesPastAHungAlternative(t *testing.T) {
 	t.Parallel()
 	cfg := fastConfig()
 	cfg.Tuning.AttemptDelay = 50 * time.Millisecond
-	h, a, b, stop := setupGap(t, cfg, 300*time.Millisecond)
+	h, a, b, stop := setupGap(t, cfg, 500*time.Millisecond)
 	c := h.start("sub-c", 0)
 	b.UpdateFaults(func(f *substratetest.Faults) { f.MuteHello = true })
 	// The leaving substrate names both; ties among unmeasured alternatives
 	// are broken at random, so the hung one is first in about half the runs.
-	a.Shutdown([]wire.Parent{b.Parent(), c.Parent()}, true)
+	// Shutdown returns once sub-a has closed, a gap after its first goodbye.
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		a.Shutdown([]wire.Parent{b.Parent(), c.Parent()}, true)
+	}()
 	h.waitAttached("sub-c")
 	h.publishMore(10)
 	stop()
 	h.exactlyOnce()
+	<-closed
 	if st := h.node.Status().Stats; st.Forced != 1 || st.Detaches != 0 || st.ContinuedAlone != 0 {
 		t.Fatalf("stats %+v: want one forced move, never without a link:\n%s", st, h.timeline())
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"sync"
 	"time"
@@ -355,7 +356,8 @@ func (n *Node) Observe(ctx context.Context, obs Observation) (policy.Decision, e
 // while there is none. The write runs on the caller's goroutine, bounded by
 // ctx, never on the event loop. A ctx that expires mid-write (a primary that
 // stopped reading) leaves a partial WebSocket frame, so the link is closed:
-// the node then treats the primary as dead and reattaches.
+// the node then treats the primary as dead and reattaches, and a Send to it
+// meanwhile returns an error wrapping [ErrDetached].
 func (n *Node) Send(ctx context.Context, t wire.Type, payload any) error {
 	frame, err := wire.Encode(t, payload, n.cfg.Secret)
 	if err != nil {
@@ -375,9 +377,23 @@ func (n *Node) Send(ctx context.Context, t wire.Type, payload any) error {
 		return err
 	}
 	if err := conn.Write(ctx, websocket.MessageText, frame); err != nil {
-		return fmt.Errorf("transport: send %s through primary: %w", t, err)
+		return sendError(t, err)
 	}
 	return nil
+}
+
+// sendError says why a write through the primary failed. A connection
+// already closed when the write began means the primary is lost and the node
+// is reattaching: the error wraps [ErrDetached], so a caller knows to retry
+// once it has. That happens when the substrate goes away between the lookup
+// and the write, and after a Send whose ctx expired just as its write ended:
+// the WebSocket library then closes the connection, though that write
+// returned nil.
+func sendError(t wire.Type, err error) error {
+	if errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("transport: send %s: the primary link has closed (%w): %w", t, err, ErrDetached)
+	}
+	return fmt.Errorf("transport: send %s through primary: %w", t, err)
 }
 
 // Status returns a snapshot of the state, links and counters.

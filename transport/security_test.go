@@ -344,6 +344,10 @@ func TestWSSWithCustomCA(t *testing.T) {
 	ca := newTestCA(t)
 	cfg := fastConfig()
 	cfg.TLSConfig = &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12}
+	// A bound, not the subject: a TLS handshake, the upgrade and hello under
+	// -race on a loaded machine outlasted fastConfig's 1s (handshake_timeout,
+	// 2 runs in 8 at load 12).
+	cfg.Tuning.HandshakeTimeout = 5 * time.Second
 	h := newHarness(t, cfg)
 	a, b := h.startTLS("sub-a", ca), h.startTLS("sub-b", ca)
 	if !strings.HasPrefix(a.URL(), "wss://") {
