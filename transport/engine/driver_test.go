@@ -224,6 +224,13 @@ func (d *driver) gossip(link LinkID, id string) GossipReceived {
 		Message: wire.Message{Type: "PUT", From: "pub", Timestamp: d.now.Unix(), MessageID: id}}
 }
 
+// ack is the ACK of this node's write id from substrate from, as REPRAM
+// relays it: routed to the writer, with the write's id.
+func (d *driver) ack(link LinkID, id, from string) GossipReceived {
+	return GossipReceived{Link: link, Type: wire.TypeAck,
+		Message: wire.Message{Type: "ACK", From: from, To: "me", Timestamp: d.now.Unix(), MessageID: id}}
+}
+
 // raw feeds in at the current time and returns the effects themselves.
 func (d *driver) raw(in Input) []Effect {
 	d.t.Helper()

@@ -399,7 +399,10 @@ func (e *Engine) gossip(in *GossipReceived) {
 			return
 		}
 	}
-	if o := e.ov; o != nil {
+	// A message routed to this node (an ACK of its write, or anything with
+	// a "to") comes only on the link its route goes through, never on both:
+	// it takes no part in the overlap's catch-up.
+	if o := e.ov; o != nil && !routed(in.Type, msg) {
 		var skew time.Duration
 		var ok bool
 		if isPrimary {
@@ -414,12 +417,40 @@ func (e *Engine) gossip(in *GossipReceived) {
 			e.ovCheck = e.now
 		}
 	}
-	if e.seen.Seen(msg.MessageID, e.now) {
+	if e.seen.Seen(dedupKey(in.Type, msg), e.now) {
 		e.stats.DuplicatesDropped++
 		return
 	}
 	e.stats.Delivered++
 	e.emit(Deliver{Gossip: &Gossip{Type: in.Type, Message: *msg, Via: l.target.ID}})
+}
+
+// routed reports whether m is addressed to one node rather than gossiped to
+// all: REPRAM leaves "to" empty on a broadcast, and an ACK is always routed
+// back to the writer (relayed by the substrate the write went through).
+func routed(t wire.Type, m *wire.Message) bool {
+	return t == wire.TypeAck || m.To != ""
+}
+
+// dedupKey is the key m is deduplicated on. A broadcast is known by its
+// message id, which forwarding keeps. An ACK carries the id of the write it
+// acknowledges, and every substrate that stored the write sends one with its
+// own "from": ACKs are known by (id, from), so each counts once toward the
+// writer's quorum. The two namespaces never meet: an ACK key starts with
+// "\x00a" and a broadcast key never does (an id starting with NUL, which
+// REPRAM never makes, gets a second NUL). The empty id stays "", never a
+// duplicate.
+func dedupKey(t wire.Type, m *wire.Message) string {
+	id := m.MessageID
+	switch {
+	case id == "":
+		return ""
+	case t == wire.TypeAck:
+		return "\x00a" + strconv.Itoa(len(id)) + ":" + id + m.From
+	case id[0] == 0:
+		return "\x00" + id
+	}
+	return id
 }
 
 func (e *Engine) rejected(in FrameRejected) {

@@ -513,6 +513,7 @@ func TestRuleDedup(t *testing.T) {
 		link LinkID
 		id   string
 		want []string
+		ack  string // non-empty: an ACK of this node's write id, from this substrate (else a PUT)
 	}
 	tests := []struct {
 		name     string
@@ -521,19 +522,37 @@ func TestRuleDedup(t *testing.T) {
 		dups     int
 	}{
 		{name: "one link", setup: func(d *driver) { d.attached(subA) }, arrivals: []arrival{
-			{1, "m1", []string{"deliver m1 via a"}}, {1, "m1", nil}, {1, "m2", []string{"deliver m2 via a"}}, {1, "m1", nil},
+			{1, "m1", []string{"deliver m1 via a"}, ""}, {1, "m1", nil, ""}, {1, "m2", []string{"deliver m2 via a"}, ""}, {1, "m1", nil, ""},
 		}, dups: 2},
 		{name: "overlap: each id once, via the link it came first on", setup: func(d *driver) { d.overlapping(subA, subB) }, arrivals: []arrival{
-			{1, "m1", []string{"deliver m1 via a"}}, {2, "m1", nil}, {2, "m2", []string{"deliver m2 via b"}}, {1, "m2", nil},
+			{1, "m1", []string{"deliver m1 via a"}, ""}, {2, "m1", nil, ""}, {2, "m2", []string{"deliver m2 via b"}, ""}, {1, "m2", nil, ""},
 		}, dups: 2},
 		{name: "after the switch: ids from the overlap stay delivered", setup: func(d *driver) {
 			d.overlapping(subA, subB)
 			d.step(d.gossip(1, "m1"))
 			d.step(d.gossip(2, "m1"))
 			d.until(d.now.Sub(t0) + time.Second)
-		}, arrivals: []arrival{{2, "m1", nil}, {2, "m3", []string{"deliver m3 via b"}}}, dups: 2},
+		}, arrivals: []arrival{{2, "m1", nil, ""}, {2, "m3", []string{"deliver m3 via b"}, ""}}, dups: 2},
 		{name: "an empty id is never a duplicate", setup: func(d *driver) { d.attached(subA) }, arrivals: []arrival{
-			{1, "", []string{"deliver  via a"}}, {1, "", []string{"deliver  via a"}},
+			{1, "", []string{"deliver  via a"}, ""}, {1, "", []string{"deliver  via a"}, ""},
+		}},
+		// REPRAM sends one ACK per substrate that stored a write, each with
+		// the write's id and its own from: an embedder counts them to a quorum.
+		{name: "the ACKs of one write from three substrates: three deliveries", setup: func(d *driver) { d.attached(subA) }, arrivals: []arrival{
+			{1, "w1", []string{"deliver w1 via a"}, "a"}, {1, "w1", []string{"deliver w1 via a"}, "p1"},
+			{1, "w1", []string{"deliver w1 via a"}, "p2"}, {1, "w1", nil, "p1"},
+		}, dups: 1},
+		{name: "overlap: one substrate's ACK on both links is delivered once", setup: func(d *driver) { d.overlapping(subA, subB) }, arrivals: []arrival{
+			{1, "w1", []string{"deliver w1 via a"}, "p1"}, {2, "w1", nil, "p1"}, {2, "w1", []string{"deliver w1 via b"}, "p2"},
+		}, dups: 1},
+		{name: "a PUT and an ACK sharing an id do not suppress each other", setup: func(d *driver) { d.attached(subA) }, arrivals: []arrival{
+			{1, "m1", []string{"deliver m1 via a"}, ""}, {1, "m1", []string{"deliver m1 via a"}, "a"},
+			{1, "w1", []string{"deliver w1 via a"}, "a"}, {1, "w1", []string{"deliver w1 via a"}, ""},
+			{1, "m1", nil, ""}, {1, "m1", nil, "a"}, {1, "w1", nil, "a"}, {1, "w1", nil, ""},
+		}, dups: 4},
+		{name: "ACK keys: id and sender never run together, a PUT id never looks like one", setup: func(d *driver) { d.attached(subA) }, arrivals: []arrival{
+			{1, "w", []string{"deliver w via a"}, "1x"}, {1, "w1", []string{"deliver w1 via a"}, "x"},
+			{1, "\x00a2:w1x", []string{"deliver \x00a2:w1x via a"}, ""}, {1, "\x00\x00a2:w1x", []string{"deliver \x00\x00a2:w1x via a"}, ""},
 		}},
 	}
 	for _, tc := range tests {
@@ -541,7 +560,11 @@ func TestRuleDedup(t *testing.T) {
 			d := newDriver(t, quiet(Config{}))
 			tc.setup(d)
 			for i, a := range tc.arrivals {
-				want(t, fmt.Sprintf("arrival %d (%s on %d)", i, a.id, a.link), without(d.step(d.gossip(a.link, a.id)), "ping"), a.want...)
+				in := d.gossip(a.link, a.id)
+				if a.ack != "" {
+					in = d.ack(a.link, a.id, a.ack)
+				}
+				want(t, fmt.Sprintf("arrival %d (%q ack %q on %d)", i, a.id, a.ack, a.link), without(d.step(in), "ping"), a.want...)
 			}
 			if n := d.e.Stats().DuplicatesDropped; n != tc.dups {
 				t.Errorf("DuplicatesDropped %d, want %d", n, tc.dups)
@@ -1200,6 +1223,7 @@ type arrival struct {
 	at   time.Duration
 	link LinkID
 	id   string
+	ack  string // non-empty: an ACK of this node's write id, from this substrate (else a PUT from "pub")
 }
 
 func overlapRun(t *testing.T, cfg Config, arrivals []arrival) (time.Duration, []string, *driver) {
@@ -1214,7 +1238,11 @@ func overlapRun(t *testing.T, cfg Config, arrivals []arrival) (time.Duration, []
 			return at, effs, d
 		}
 		d.at(a.at)
-		if effs := d.step(d.gossip(a.link, a.id)); len(transitions(effs)) > 0 {
+		in := d.gossip(a.link, a.id)
+		if a.ack != "" {
+			in = d.ack(a.link, a.id, a.ack)
+		}
+		if effs := d.step(in); len(transitions(effs)) > 0 {
 			return a.at, effs, d
 		}
 	}
@@ -1228,9 +1256,9 @@ func stream(n int, start, every, lag time.Duration) []arrival {
 	var out []arrival
 	for k := range n {
 		at := start + time.Duration(k)*every
-		out = append(out, arrival{at, 1, fmt.Sprint("m", k)})
+		out = append(out, arrival{at, 1, fmt.Sprint("m", k), ""})
 		if lag >= 0 {
-			out = append(out, arrival{at + lag, 2, fmt.Sprint("m", k)})
+			out = append(out, arrival{at + lag, 2, fmt.Sprint("m", k), ""})
 		}
 	}
 	return out
@@ -1253,13 +1281,21 @@ func TestRuleOverlapCatchUp(t *testing.T) {
 	}{
 		{name: "no traffic: the boundary, welcome + the margin (OverlapGrace before any skew is measured)", at: 2 * s, effects: done},
 		{name: "an exempt message missing from the new link holds nothing",
-			arrivals: []arrival{{1500 * ms, 1, "m1"}}, at: 4 * s, effects: done},
+			arrivals: []arrival{{1500 * ms, 1, "m1", ""}}, at: 4 * s, effects: done},
 		{name: "fixed margin, new link 5ms behind: the boundary (1010+100) plus two margins",
 			cfg: fixed, arrivals: stream(100, 1010*ms, 10*ms, 5*ms), at: 1310 * ms, effects: done},
 		{name: "110 msg/s, the new link 20ms behind: switched once the skew is measured",
 			arrivals: stream(1000, 1010*ms, 9*ms, 20*ms), by: 1300 * ms, effects: done},
 		{name: "110 msg/s on both links at once",
 			arrivals: stream(1000, 1010*ms, 9*ms, 0), by: 1300 * ms, effects: done},
+		// A node that writes while overlapping: the ACKs come back on the link
+		// the write went out on, relayed by its substrate, never on the new
+		// one; "pub" is a publisher the new link delivers, so if they were
+		// tracked they would count as missing from it.
+		{name: "ACKs of this node's writes, on the old link alone, hold nothing",
+			cfg: fixed, arrivals: append(stream(100, 1010*ms, 10*ms, 5*ms),
+				arrival{1200 * ms, 1, "w1", "a"}, arrival{1201 * ms, 1, "w1", "pub"}, arrival{1202 * ms, 1, "m50", "pub"}),
+			at: 1310 * ms, effects: done},
 		{name: "the first id past the boundary never reaches the new link: held until OverlapMax",
 			cfg: fixed, arrivals: lose(stream(100, 1010*ms, 10*ms, 5*ms), 2, "m10"), at: 16 * s,
 			effects: []string{"close 2 abort", "overlapping --overlap_expired--> attached"}},
