@@ -1223,7 +1223,29 @@ type arrival struct {
 	at   time.Duration
 	link LinkID
 	id   string
-	ack  string // non-empty: an ACK of this node's write id, from this substrate (else a PUT from "pub")
+	msg  kind // nil: a PUT from "pub", gossiped to all
+}
+
+// kind makes the gossip of an arrival.
+type kind func(d *driver, link LinkID, id string) GossipReceived
+
+// ackFrom is an ACK of this node's write id from substrate from; noTo drops
+// its "to".
+func ackFrom(from string, noTo bool) kind {
+	return func(d *driver, link LinkID, id string) GossipReceived {
+		in := d.ack(link, id, from)
+		if noTo {
+			in.Message.To = ""
+		}
+		return in
+	}
+}
+
+// putTo is a PUT from "pub" addressed to this node alone.
+func putTo(d *driver, link LinkID, id string) GossipReceived {
+	in := d.gossip(link, id)
+	in.Message.To = "me"
+	return in
 }
 
 func overlapRun(t *testing.T, cfg Config, arrivals []arrival) (time.Duration, []string, *driver) {
@@ -1239,8 +1261,8 @@ func overlapRun(t *testing.T, cfg Config, arrivals []arrival) (time.Duration, []
 		}
 		d.at(a.at)
 		in := d.gossip(a.link, a.id)
-		if a.ack != "" {
-			in = d.ack(a.link, a.id, a.ack)
+		if a.msg != nil {
+			in = a.msg(d, a.link, a.id)
 		}
 		if effs := d.step(in); len(transitions(effs)) > 0 {
 			return a.at, effs, d
@@ -1256,9 +1278,9 @@ func stream(n int, start, every, lag time.Duration) []arrival {
 	var out []arrival
 	for k := range n {
 		at := start + time.Duration(k)*every
-		out = append(out, arrival{at, 1, fmt.Sprint("m", k), ""})
+		out = append(out, arrival{at, 1, fmt.Sprint("m", k), nil})
 		if lag >= 0 {
-			out = append(out, arrival{at + lag, 2, fmt.Sprint("m", k), ""})
+			out = append(out, arrival{at + lag, 2, fmt.Sprint("m", k), nil})
 		}
 	}
 	return out
@@ -1281,7 +1303,7 @@ func TestRuleOverlapCatchUp(t *testing.T) {
 	}{
 		{name: "no traffic: the boundary, welcome + the margin (OverlapGrace before any skew is measured)", at: 2 * s, effects: done},
 		{name: "an exempt message missing from the new link holds nothing",
-			arrivals: []arrival{{1500 * ms, 1, "m1", ""}}, at: 4 * s, effects: done},
+			arrivals: []arrival{{1500 * ms, 1, "m1", nil}}, at: 4 * s, effects: done},
 		{name: "fixed margin, new link 5ms behind: the boundary (1010+100) plus two margins",
 			cfg: fixed, arrivals: stream(100, 1010*ms, 10*ms, 5*ms), at: 1310 * ms, effects: done},
 		{name: "110 msg/s, the new link 20ms behind: switched once the skew is measured",
@@ -1294,7 +1316,12 @@ func TestRuleOverlapCatchUp(t *testing.T) {
 		// tracked they would count as missing from it.
 		{name: "ACKs of this node's writes, on the old link alone, hold nothing",
 			cfg: fixed, arrivals: append(stream(100, 1010*ms, 10*ms, 5*ms),
-				arrival{1200 * ms, 1, "w1", "a"}, arrival{1201 * ms, 1, "w1", "pub"}, arrival{1202 * ms, 1, "m50", "pub"}),
+				arrival{1200 * ms, 1, "w1", ackFrom("a", false)}, arrival{1201 * ms, 1, "w1", ackFrom("pub", false)},
+				arrival{1202 * ms, 1, "m50", ackFrom("pub", false)}),
+			at: 1310 * ms, effects: done},
+		{name: "an ACK without \"to\" and a PUT addressed to this node, on the old link alone, hold nothing",
+			cfg: fixed, arrivals: append(stream(100, 1010*ms, 10*ms, 5*ms),
+				arrival{1200 * ms, 1, "w1", ackFrom("pub", true)}, arrival{1201 * ms, 1, "d1", putTo}),
 			at: 1310 * ms, effects: done},
 		{name: "the first id past the boundary never reaches the new link: held until OverlapMax",
 			cfg: fixed, arrivals: lose(stream(100, 1010*ms, 10*ms, 5*ms), 2, "m10"), at: 16 * s,
