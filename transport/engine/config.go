@@ -101,7 +101,8 @@ type Tuning struct {
 	FailureBackoff, FailureBackoffMax time.Duration
 
 	// Dedup sizes the window of message ids remembered to drop
-	// duplicates; the defaults are REPRAM's own (60 s, 100,000 ids).
+	// duplicates (an ACK's key, its id and sender, counts as one id); the
+	// defaults are REPRAM's own (60 s, 100,000 ids).
 	Dedup dedup.Config
 	// MaxMessageAge drops gossip whose timestamp is older than this, so a
 	// signed frame replayed after its id left the dedup window is not

@@ -50,13 +50,16 @@
 // # Overlap
 //
 // After the new link's welcome both links deliver; duplicates are dropped
-// by message id. The old link is closed when the new one has caught up: it
+// by message id (an ACK by message id and sender: each substrate that
+// stored this node's write acknowledges it with the write's id). The old link is closed when the new one has caught up: it
 // answered a ping, and every message the old link delivered past the
 // exempt tail (what was published before the new substrate knew this node)
 // and older than the margin has also come on the new link, except, once
 // the new link has delivered a message the old one did, messages from
 // origins it never delivers (REPRAM does not forward a substrate's own
-// writes to its children; a partial mesh may never bring some publishers). The margin is
+// writes to its children; a partial mesh may never bring some publishers).
+// Messages routed to this node (ACKs of its writes, anything with a "to")
+// come only on the link their route takes: they are not tracked. The margin is
 // twice a high percentile of the propagation skew measured on ids seen on
 // both links, plus OverlapFloor, within [OverlapFloor, OverlapGrace]. A new
 // link that never catches up is dropped at OverlapMax and the old kept.

@@ -107,8 +107,10 @@ func Rules() []Rule {
 			"the message alone is dropped and counted in TooOld; the link is kept (a substrate may forward an old message in good faith)",
 			"TestRuleMessageTooOld"},
 		{"dedup",
-			"gossip whose message id was delivered within the dedup window, on any link",
-			"dropped and counted in DuplicatesDropped; otherwise delivered (Deliver, via the substrate of the link it came on)",
+			"gossip whose key was delivered within the dedup window, on any link: a broadcast's key is its message id; " +
+				"an ACK's is its message id (the acknowledged write's) and its from, apart from every broadcast id",
+			"dropped and counted in DuplicatesDropped; otherwise delivered (Deliver, via the substrate of the link it came on): " +
+				"the ACKs of one write from several substrates are each delivered once, so an embedder can count a quorum",
 			"TestRuleDedup"},
 
 		// The policy.
@@ -197,7 +199,8 @@ func Rules() []Rule {
 				"message past the boundary has been missing from the new link for a margin or more (younger ones may still be " +
 				"on their way, so a steady stream delivered a little late holds nothing); once a message came on both links, " +
 				"only origins the new link delivered count (REPRAM never forwards a substrate's own writes to its own " +
-				"children, and a partial mesh may never bring some publishers to the new substrate)",
+				"children, and a partial mesh may never bring some publishers to the new substrate); a message routed to this " +
+				"node (an ACK, or one with a \"to\") comes only on the link its route takes and is not tracked",
 			"TestRuleOverlapCatchUp"},
 		{"overlap_margin",
 			"ids seen on both links during an overlap",

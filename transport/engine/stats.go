@@ -15,7 +15,7 @@ type Stats struct {
 	Dials              int // links dialled
 	RaceDials          int // of which dialled by the race (attempt delay or a failed rival)
 	Delivered          int // gossip handed to the embedder
-	DuplicatesDropped  int // gossip dropped because its id was already delivered
+	DuplicatesDropped  int // gossip dropped because its id (an ACK's id and sender) was already delivered
 	StaleEventsDropped int // reports from links no longer primary or candidate
 	FramesRejected     int // frames that failed to decode, verify or fit the protocol
 	TooOld             int // gossip dropped because its timestamp was older than MaxMessageAge
