@@ -18,7 +18,9 @@ import (
 // three (replication 3). REPRAM acknowledges a write once per substrate that
 // stored it, all with the write's message_id: the substrate at once, then
 // each mesh peer's ACK relayed by it. The handler gets each of them once, so
-// an embedder can count a quorum.
+// an embedder can count a quorum. Then the node keeps writing while it
+// migrates to rb: the ACKs, which come only on the link the write went out
+// on, must not hold the overlap until OverlapMax cancels it.
 func TestInteropAcks(t *testing.T) {
 	const writes, substrates = 3, 3
 	c := repramtest.Start(t, substrates, repramtest.Options{Replication: substrates})
@@ -92,7 +94,6 @@ func TestInteropAcks(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // a late duplicate would land now
 	mu.Lock()
-	defer mu.Unlock()
 	for _, mid := range ids {
 		senders := slices.Sorted(maps.Keys(acks[mid]))
 		if len(senders) != substrates {
@@ -104,5 +105,61 @@ func TestInteropAcks(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("ACKs delivered by write and sender: %v; stats %+v", acks, n.Status().Stats)
+	mu.Unlock()
+
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() { // 20 writes a second through the primary, bounded
+		defer close(done)
+		for i := range 2000 {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			mid := fmt.Sprintf("%d-w%d", time.Now().UnixNano(), i)
+			_ = n.Send(ctx, wire.TypePut, wire.Message{Type: "PUT", From: id, Timestamp: time.Now().Unix(), MessageID: mid,
+				Key: "acks-" + mid, Data: []byte("x"), TTL: 300})
+		}
+	}()
+	// rb clearly better, every 200 ms, until the default policy has moved
+	// the node there (bounded: OverlapMax is 15 s).
+	for deadline := time.Now().Add(25 * time.Second); time.Now().Before(deadline); {
+		st := n.Status()
+		if st.Stats.Migrations > 0 || st.Stats.Cancelled > 0 {
+			break
+		}
+		obs := transport.Observation{CurrentLatency: 10 * time.Millisecond, Candidates: []transport.Candidate{
+			{Substrate: c.Node("rb").Transport(), Latency: time.Millisecond},
+			{Substrate: c.Node("rc").Transport(), Latency: 10 * time.Millisecond}}}
+		if _, err := n.Observe(ctx, obs); err != nil {
+			t.Fatalf("observe: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	close(stop)
+	<-done
+	st := n.Status()
+	if st.Stats.Migrations != 1 || st.Stats.Cancelled != 0 || st.Primary.ID != "rb" {
+		t.Errorf("writing while migrating to rb: %d migrations, %d cancelled, primary %q; want 1, 0, rb",
+			st.Stats.Migrations, st.Stats.Cancelled, st.Primary.ID)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for mid, by := range acks {
+		for from, k := range by {
+			if k != 1 {
+				t.Errorf("write %s: %d ACKs from %s delivered, want 1", mid, k, from)
+			}
+		}
+	}
+	t.Logf("ACKs of the first writes by sender: %v; %d writes acknowledged in all; stats %+v", acksOf(acks, ids), len(acks), st.Stats)
+}
+
+// acksOf is the part of acks about ids.
+func acksOf(acks map[string]map[string]int, ids []string) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	for _, mid := range ids {
+		out[mid] = acks[mid]
+	}
+	return out
 }
