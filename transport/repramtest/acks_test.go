@@ -108,7 +108,10 @@ func TestInteropAcks(t *testing.T) {
 	mu.Unlock()
 
 	stop, done := make(chan struct{}), make(chan struct{})
-	go func() { // 20 writes a second through the primary, bounded
+	// The node writes through its primary, and a publisher on rc, which the
+	// new link delivers, makes the ACKs relayed from rc look like messages
+	// the new link is missing, were they tracked.
+	go func() { // 20 writes a second each, bounded
 		defer close(done)
 		for i := range 2000 {
 			select {
@@ -119,6 +122,7 @@ func TestInteropAcks(t *testing.T) {
 			mid := fmt.Sprintf("%d-w%d", time.Now().UnixNano(), i)
 			_ = n.Send(ctx, wire.TypePut, wire.Message{Type: "PUT", From: id, Timestamp: time.Now().Unix(), MessageID: mid,
 				Key: "acks-" + mid, Data: []byte("x"), TTL: 300})
+			_ = c.Client().Put(ctx, c.Node("rc").HTTP(), fmt.Sprintf("acks-pub-%s-%d", id, i), []byte("v"), 300)
 		}
 	}()
 	// rb clearly better, every 200 ms, until the default policy has moved
