@@ -24,34 +24,75 @@ type registry struct {
 	list []*known
 }
 
-// learn remembers s, or fills in the id of a substrate known by URL only.
-// It returns the entry, nil for what cannot be dialled.
+// learn remembers s, or updates the entry of the substrate with its id or,
+// failing that, its URL: an entry known by URL only gains the id, and an
+// entry known under another id at s's URL takes s's id, enclave and a clean
+// failure record. The newer report wins because a REPRAM substrate restarted
+// at the same address comes back under a new id (node-${Date.now()} by
+// default); keeping the old id would make every later dial expect the dead
+// process and reject the live one's welcome. The measured round trip is
+// kept: it belongs to the address. It returns the entry, nil for what cannot
+// be dialled.
 func (r *registry) learn(s Substrate) *known {
 	if s.URL == "" || (s.ID != "" && s.ID == r.self) {
 		return nil
 	}
-	for _, k := range r.list {
-		if (s.ID != "" && k.ID == s.ID) || k.URL == s.URL {
-			if k.ID == "" {
-				k.ID = s.ID
-			}
-			if k.Enclave == "" {
-				k.Enclave = s.Enclave
-			}
-			return k
+	if k := r.byID(s.ID); k != nil {
+		if k.Enclave == "" {
+			k.Enclave = s.Enclave
 		}
+		return k
+	}
+	if k := r.byURL(s.URL); k != nil {
+		switch {
+		case k.ID == "":
+			k.ID = s.ID
+		case s.ID != "" && k.ID != s.ID:
+			k.ID, k.Enclave, k.failures, k.until = s.ID, s.Enclave, 0, time.Time{}
+		}
+		if k.Enclave == "" {
+			k.Enclave = s.Enclave
+		}
+		return k
 	}
 	k := &known{Substrate: s}
 	r.list = append(r.list, k)
 	return k
 }
 
-// find returns the entry of the substrate with id or URL, or nil.
-func (r *registry) find(s Substrate) *known {
+func (r *registry) byID(id string) *known {
+	if id == "" {
+		return nil
+	}
 	for _, k := range r.list {
-		if (s.ID != "" && k.ID == s.ID) || (s.URL != "" && k.URL == s.URL) {
+		if k.ID == id {
 			return k
 		}
+	}
+	return nil
+}
+
+func (r *registry) byURL(url string) *known {
+	if url == "" {
+		return nil
+	}
+	for _, k := range r.list {
+		if k.URL == url {
+			return k
+		}
+	}
+	return nil
+}
+
+// find returns the entry of the substrate with s's id, else the one at s's
+// URL unless that entry has another id (s then names a process no longer
+// known there), or nil.
+func (r *registry) find(s Substrate) *known {
+	if k := r.byID(s.ID); k != nil {
+		return k
+	}
+	if k := r.byURL(s.URL); k != nil && (s.ID == "" || k.ID == "") {
+		return k
 	}
 	return nil
 }
@@ -59,9 +100,14 @@ func (r *registry) find(s Substrate) *known {
 // failed backs s off: base doubled per consecutive failure, capped, with up
 // to 50 % jitter.
 func (r *registry) failed(s Substrate, now time.Time, base, ceiling time.Duration, rng *rand.Rand) {
-	k := r.learn(s)
+	k := r.find(s)
 	if k == nil {
-		return
+		if r.byURL(s.URL) != nil {
+			return // s's address now belongs to a newer id: the failure is not its
+		}
+		if k = r.learn(s); k == nil {
+			return
+		}
 	}
 	k.failures++
 	d := base

@@ -141,8 +141,14 @@ func TestRegistryLearn(t *testing.T) {
 			[]Substrate{{ID: "a", URL: u1}}},
 		{"same URL: one entry gains the id and the enclave", []Substrate{{URL: u1}, {ID: "a", URL: u1, Enclave: "e1"}}, []bool{true, true},
 			[]Substrate{{ID: "a", URL: u1, Enclave: "e1"}}},
-		{"id and enclave are never overwritten", []Substrate{{ID: "a", URL: u1, Enclave: "e1"}, {ID: "b", URL: u1, Enclave: "e2"}}, []bool{true, true},
+		{"same id: the enclave is never overwritten", []Substrate{{ID: "a", URL: u1, Enclave: "e1"}, {ID: "a", URL: u1, Enclave: "e2"}}, []bool{true, true},
 			[]Substrate{{ID: "a", URL: u1, Enclave: "e1"}}},
+		{"another id at a known URL (restarted): the newer id and enclave win", []Substrate{{ID: "a", URL: u1, Enclave: "e1"}, {ID: "b", URL: u1, Enclave: "e2"}}, []bool{true, true},
+			[]Substrate{{ID: "b", URL: u1, Enclave: "e2"}}},
+		{"another id at a known URL, then the old id again: it wins again", []Substrate{{ID: "a", URL: u1}, {ID: "b", URL: u1}, {ID: "a", URL: u1}}, []bool{true, true, true},
+			[]Substrate{{ID: "a", URL: u1}}},
+		{"an id known elsewhere is matched by id first", []Substrate{{URL: u1}, {ID: "a", URL: u2}, {ID: "a", URL: u1}}, []bool{true, true, true},
+			[]Substrate{{URL: u1}, {ID: "a", URL: u2}}},
 		{"two substrates", []Substrate{{ID: "a", URL: u1}, {ID: "b", URL: u2}}, []bool{true, true},
 			[]Substrate{{ID: "a", URL: u1}, {ID: "b", URL: u2}}},
 		{"never this node, never without a URL", []Substrate{{ID: "me", URL: u1}, {ID: "a"}}, []bool{false, false}, nil},
@@ -170,10 +176,29 @@ func TestRegistryLearn(t *testing.T) {
 		for _, tc := range []struct {
 			s     Substrate
 			found bool
-		}{{Substrate{ID: "a"}, true}, {Substrate{URL: u1}, true}, {Substrate{ID: "b", URL: u1}, true}, {Substrate{ID: "b", URL: u2}, false}, {Substrate{}, false}} {
+		}{{Substrate{ID: "a"}, true}, {Substrate{URL: u1}, true}, {Substrate{ID: "b", URL: u1}, false}, {Substrate{ID: "b", URL: u2}, false}, {Substrate{}, false}} {
 			if got := r.find(tc.s) != nil; got != tc.found {
 				t.Errorf("find(%+v) = %v, want %v", tc.s, got, tc.found)
 			}
 		}
 	})
+}
+
+// A substrate restarted under a new id at its old URL starts with a clean
+// failure record, and a failure reported under the old id (a link to the
+// dead process) neither backs it off nor renames it back.
+func TestRegistryRestartedSubstrate(t *testing.T) {
+	old, restarted := Substrate{ID: "a-old", URL: subA.URL}, Substrate{ID: "a-new", URL: subA.URL}
+	rng := rand.New(rand.NewPCG(1, 2))
+	r := registry{self: "me"}
+	r.learn(old)
+	r.failed(old, t0, time.Second, time.Minute, rng)
+	r.learn(restarted)
+	r.failed(old, t0, time.Second, time.Minute, rng)
+	if len(r.list) != 1 {
+		t.Fatalf("%d entries, want 1", len(r.list))
+	}
+	if k := r.list[0]; k.Substrate != restarted || k.failures != 0 || !k.until.IsZero() {
+		t.Errorf("entry %+v with %d failures until %v, want %+v not backed off", k.Substrate, k.failures, k.until, restarted)
+	}
 }

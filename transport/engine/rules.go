@@ -130,8 +130,13 @@ func Rules() []Rule {
 		// Choosing substrates.
 		{"learn_substrates",
 			"a substrate named by Attach, Observe, a welcome's topology or a goodbye's alternatives",
-			"remembered once, matched by id or URL (an entry known by URL only gains the id); never this node, never one without a URL",
+			"remembered once, matched by id, else by URL (an entry known by URL only gains the id); never this node, never one without a URL",
 			"TestRuleLearnSubstrates"},
+		{"restarted_substrate",
+			"a substrate is named with an id at a URL known under another id (REPRAM restarted there: its default id is node-${Date.now()})",
+			"the newer report wins: the entry takes the new id and enclave and loses its backoff, so the next dial expects the live " +
+				"process's welcome; a failure later reported under the old id does not touch it",
+			"TestRuleRestartedSubstrate"},
 		{"alternatives_order",
 			"a move is prepared (goodbye, suspicion, death, rejoin) or a refusal's alternatives are queued",
 			"the queue never holds this node, the primary's substrate or a racing one; it is ordered not-backed-off first, then " +

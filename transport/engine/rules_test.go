@@ -665,6 +665,40 @@ func TestRuleLearnSubstrates(t *testing.T) {
 	}
 }
 
+func TestRuleRestartedSubstrate(t *testing.T) {
+	old, restarted := sub("a-old", 1), sub("a-new", 1)
+	tests := []struct {
+		name  string
+		setup func(d *driver)
+	}{
+		{name: "known from an observation", setup: func(d *driver) {
+			d.observe(policy.Decision{}, Candidate{Substrate: old, Latency: 50 * time.Millisecond})
+		}},
+		{name: "known from an observation and backed off", setup: func(d *driver) {
+			d.observe(policy.Decision{}, Candidate{Substrate: old, Latency: 50 * time.Millisecond})
+			d.e.reg.failed(old, d.now, d.e.cfg.FailureBackoff, d.e.cfg.FailureBackoffMax, d.e.rng)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			d.attached(subB)
+			tc.setup(d)
+			// b shuts down naming a, restarted as a-new at its old URL.
+			want(t, "goodbye", d.at(time.Second).step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown", parent(restarted.ID, 1))}),
+				"dial 2 a-new", "hello 2", "attached --goodbye--> handshaking")
+			want(t, "welcome", transitions(d.at(1100*time.Millisecond).step(Welcomed{Link: 2, Welcome: welcome(restarted.ID)})),
+				"handshaking --handshake_ok--> overlapping")
+			if n := d.e.Stats().FramesRejected; n != 0 {
+				t.Errorf("%d frames rejected, want the restarted substrate's welcome accepted", n)
+			}
+			if got := d.e.Known(); !slices.Contains(got, restarted) || slices.Contains(got, old) {
+				t.Errorf("known %+v, want %+v and not %+v", got, restarted, old)
+			}
+		})
+	}
+}
+
 // raceOrder is the order in which a move dials: the candidates racing, then
 // the queue.
 func (d *driver) raceOrder() []string {
