@@ -15,13 +15,32 @@ type known struct {
 	rtt      time.Duration // latest measurement; 0 = never measured
 	failures int           // consecutive failures
 	until    time.Time     // not dialled before this while another is left
+	heard    uint64        // registry.clock when it was last learned
 }
 
-// registry holds every substrate learned (from Attach, Observe, welcomes'
-// topology and goodbyes' alternatives), for choosing alternatives.
+// Bounds on what the engine learns, so that a substrate (or a mesh) naming
+// ever more substrates costs a bounded amount of memory and of work per
+// report: learning is a linear scan of the registry.
+const (
+	// maxAlternatives is how many of a goodbye's alternatives are
+	// learned, the first ones in the goodbye's order. REPRAM names at most
+	// 5 (TreeManager.getAlternativeSubstrates, same enclave first); the
+	// margin is for other implementations.
+	maxAlternatives = 16
+	// maxKnown bounds the registry: beyond it, the entry learned least
+	// recently that no link is to is forgotten. Far more than the
+	// substrates one move can try in a race.
+	maxKnown = 256
+)
+
+// registry holds the substrates learned (from Attach, Observe, welcomes'
+// topology and goodbyes' alternatives), for choosing alternatives: at most
+// maxKnown of them.
 type registry struct {
-	self string // this node's id: never a substrate
-	list []*known
+	self  string // this node's id: never a substrate
+	list  []*known
+	clock uint64                 // counts learn calls, to age entries
+	inUse func(s Substrate) bool // a link is to s: never forgotten; nil: none
 }
 
 // learn remembers s, or updates the entry of the substrate with its id or,
@@ -37,27 +56,43 @@ func (r *registry) learn(s Substrate) *known {
 	if s.URL == "" || (s.ID != "" && s.ID == r.self) {
 		return nil
 	}
-	if k := r.byID(s.ID); k != nil {
-		if k.Enclave == "" {
-			k.Enclave = s.Enclave
-		}
-		return k
-	}
-	if k := r.byURL(s.URL); k != nil {
+	r.clock++
+	k := r.byID(s.ID)
+	if k == nil {
+		k = r.byURL(s.URL)
 		switch {
+		case k == nil:
+			k = &known{Substrate: s}
+			r.list = append(r.list, k)
+			r.trim(k)
 		case k.ID == "":
 			k.ID = s.ID
 		case s.ID != "" && k.ID != s.ID:
 			k.ID, k.Enclave, k.failures, k.until = s.ID, s.Enclave, 0, time.Time{}
 		}
-		if k.Enclave == "" {
-			k.Enclave = s.Enclave
-		}
-		return k
 	}
-	k := &known{Substrate: s}
-	r.list = append(r.list, k)
+	if k.Enclave == "" {
+		k.Enclave = s.Enclave
+	}
+	k.heard = r.clock
 	return k
+}
+
+// trim forgets the entry learned least recently, other than keep and those
+// a link is to, while the registry holds more than maxKnown.
+func (r *registry) trim(keep *known) {
+	for len(r.list) > maxKnown {
+		oldest := -1
+		for i, k := range r.list {
+			if k != keep && (oldest < 0 || k.heard < r.list[oldest].heard) && (r.inUse == nil || !r.inUse(k.Substrate)) {
+				oldest = i
+			}
+		}
+		if oldest < 0 {
+			return // every entry is in use: links are bounded, so is this
+		}
+		r.list = slices.Delete(r.list, oldest, oldest+1)
+	}
 }
 
 func (r *registry) byID(id string) *known {

@@ -355,10 +355,13 @@ func TestRuleRepeatedGoodbye(t *testing.T) {
 	// does not start a second forced move.
 	want(t, "candidate fails", d.step(LinkClosed{Link: 2}), "close 2 abort", "handshaking --new_failed--> attached")
 	want(t, "goodbye after the cancel", d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")}))
-	// The repeated goodbyes' alternatives were learned: the reattach
-	// races them, b (failed) last.
+	// The repeated goodbyes' alternatives were not learned (a repetition
+	// costs nothing, however many it names): the reattach races b again.
+	if k := d.e.reg.find(subC); k != nil {
+		t.Errorf("a repeated goodbye's alternative was learned: %+v", k.Substrate)
+	}
 	want(t, "the leaving link closes", d.step(LinkClosed{Link: 1}),
-		"close 1 abort", "dial 3 c", "hello 3", "attached --old_died--> joining")
+		"close 1 abort", "dial 3 b", "hello 3", "attached --old_died--> joining")
 	if k := d.known(subA); k.failures != 1 {
 		t.Errorf("a: %d failures after its close, want 1", k.failures)
 	}
