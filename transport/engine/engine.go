@@ -103,8 +103,17 @@ func New(cfg Config) (*Engine, error) {
 		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), reg: registry{self: cfg.NodeID},
 		backoff: cfg.RejoinBackoff,
 	}
-	e.reg.inUse = e.linked
+	e.reg.inUse, e.reg.vouched = e.linked, e.welcomedBy
 	return e, nil
+}
+
+// welcomedBy reports whether the primary or a welcomed candidate is a link
+// to the substrate with id.
+func (e *Engine) welcomedBy(id string) bool {
+	if p := e.primary; p != nil && p.target.ID == id {
+		return true
+	}
+	return slices.ContainsFunc(e.cands, func(c *link) bool { return c.welcome && c.target.ID == id })
 }
 
 // linked reports whether the primary or a racing candidate is a link to s.

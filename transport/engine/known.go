@@ -41,6 +41,10 @@ type registry struct {
 	list  []*known
 	clock uint64                 // counts learn calls, to age entries
 	inUse func(s Substrate) bool // a link is to s: never forgotten; nil: none
+	// vouched reports whether a link that welcomed this node is to the
+	// substrate with id: its welcome outranks any report of another id
+	// at its URL. nil: none.
+	vouched func(id string) bool
 }
 
 // learn remembers s, or updates the entry of the substrate with its id or,
@@ -50,8 +54,11 @@ type registry struct {
 // at the same address comes back under a new id (node-${Date.now()} by
 // default); keeping the old id would make every later dial expect the dead
 // process and reject the live one's welcome. The measured round trip is
-// kept: it belongs to the address. It returns the entry, nil for what cannot
-// be dialled.
+// kept: it belongs to the address. Only a live link's welcome outranks a
+// report: a substrate named at the URL of a welcomed link's substrate under
+// another id is not learned (the report is stale or wrong; if that link's
+// substrate restarted, the link fails and a later report wins). It returns
+// the entry, nil for what cannot be dialled or is not learned.
 func (r *registry) learn(s Substrate) *known {
 	if s.URL == "" || (s.ID != "" && s.ID == r.self) {
 		return nil
@@ -68,6 +75,9 @@ func (r *registry) learn(s Substrate) *known {
 		case k.ID == "":
 			k.ID = s.ID
 		case s.ID != "" && k.ID != s.ID:
+			if r.vouched != nil && r.vouched(k.ID) {
+				return nil
+			}
 			k.ID, k.Enclave, k.failures, k.until = s.ID, s.Enclave, 0, time.Time{}
 		}
 	}

@@ -136,7 +136,8 @@ func Rules() []Rule {
 		{"restarted_substrate",
 			"a substrate is named with an id at a URL known under another id (REPRAM restarted there: its default id is node-${Date.now()})",
 			"the newer report wins: the entry takes the new id and enclave and loses its backoff, so the next dial expects the live " +
-				"process's welcome; a failure later reported under the old id does not touch it",
+				"process's welcome; a failure later reported under the old id does not touch it; but while the primary or a welcomed " +
+				"candidate is a link to the old id, its welcome outranks the report, which is not learned",
 			"TestRuleRestartedSubstrate"},
 		{"alternatives_order",
 			"a move is prepared (goodbye, suspicion, death, rejoin) or a refusal's alternatives are queued",

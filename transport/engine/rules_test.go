@@ -700,6 +700,32 @@ func TestRuleRestartedSubstrate(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a link dialled to the old id, not welcomed yet, does not", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.attached(subB)
+		d.migratingTo(old)
+		d.observe(policy.Decision{}, Candidate{Substrate: restarted, Latency: time.Millisecond})
+		if got := d.e.Known(); !slices.Contains(got, restarted) || slices.Contains(got, old) {
+			t.Errorf("known %+v, want %+v and not %+v", got, restarted, old)
+		}
+	})
+	t.Run("a live link's welcome outranks a report", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.attached(old)
+		// c's topology names another id at the primary's URL: stale, or
+		// the primary restarted and its link will fail; until then a-old
+		// answers there.
+		d.observe(policy.Decision{}, Candidate{Substrate: restarted, Latency: time.Millisecond})
+		if got := d.e.Known(); !slices.Equal(got, []Substrate{old}) {
+			t.Errorf("known %+v, want only the primary's %+v", got, old)
+		}
+		// Once the link is gone, the next report wins.
+		want(t, "the primary closes", transitions(d.at(time.Second).step(LinkClosed{Link: 1})), "attached --old_died--> detached")
+		d.observe(policy.Decision{}, Candidate{Substrate: restarted, Latency: time.Millisecond})
+		if got := d.e.Known(); !slices.Equal(got, []Substrate{restarted}) {
+			t.Errorf("known %+v, want %+v", got, restarted)
+		}
+	})
 }
 
 // raceOrder is the order in which a move dials: the candidates racing, then
