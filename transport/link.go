@@ -436,7 +436,7 @@ func closeCause(err error) error {
 // With beforeSocketRead, the connection reads through a buffer of
 // readBufferSize and calls beforeSocketRead whenever that buffer is empty.
 func dialOptions(cfg *Config, beforeSocketRead func()) *websocket.DialOptions {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr := baseTransport()
 	tr.TLSClientConfig = cfg.TLSConfig
 	tr.DisableKeepAlives = true
 	if beforeSocketRead != nil {
@@ -450,6 +450,24 @@ func dialOptions(cfg *Config, beforeSocketRead func()) *websocket.DialOptions {
 		}
 	}
 	return &websocket.DialOptions{HTTPHeader: cfg.HTTPHeader, HTTPClient: &http.Client{Transport: tr}}
+}
+
+// baseTransport returns a fresh HTTP transport for one dial: a clone of
+// http.DefaultTransport when it is a *http.Transport, else (an embedder
+// wrapped it, e.g. for tracing) one with the standard library's default
+// dial, proxy and TLS handshake settings. The wrapper itself is not used:
+// dialOptions must own the transport's dialer and keep-alive setting.
+func baseTransport() *http.Transport {
+	if def, ok := http.DefaultTransport.(*http.Transport); ok {
+		return def.Clone()
+	}
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
 }
 
 // readBufferSize is how much of a link's stream one read from the socket

@@ -102,7 +102,8 @@ type Tuning struct {
 
 	// Dedup sizes the window of message ids remembered to drop
 	// duplicates (an ACK's key, its id and sender, counts as one id); the
-	// defaults are REPRAM's own (60 s, 100,000 ids).
+	// defaults are REPRAM's own (60 s, 100,000 ids). A negative Window or
+	// Capacity, or a Capacity of 1, is refused.
 	Dedup dedup.Config
 	// MaxMessageAge drops gossip whose timestamp is older than this, so a
 	// signed frame replayed after its id left the dedup window is not
@@ -165,6 +166,13 @@ func (c Config) WithDefaults() (Config, error) {
 		if d.v < 0 {
 			return c, fmt.Errorf("engine: %s is negative (%v): use a positive duration, or zero for the default", d.name, d.v)
 		}
+	}
+	if d := c.Dedup; d.Window < 0 || d.Capacity < 0 || d.Capacity == 1 {
+		// dedup.New panics on these: refuse them here, where an embedder
+		// gets an error.
+		return c, fmt.Errorf("engine: Dedup{Window: %v, Capacity: %d} is invalid: Window must not be negative and Capacity "+
+			"must be zero (the default, %d) or at least 2 (it holds two generations of Capacity/2 ids)",
+			d.Window, d.Capacity, dedup.DefaultCapacity)
 	}
 	switch {
 	case c.OverlapGrace < c.OverlapFloor:

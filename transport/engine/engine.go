@@ -98,11 +98,30 @@ func New(cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("engine: break-before-make chart: %w", err)
 		}
 	}
-	return &Engine{
+	e := &Engine{
 		cfg: cfg, log: cfg.Logger, m: m, pol: cfg.Policy, seen: dedup.New(cfg.Dedup),
 		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), reg: registry{self: cfg.NodeID},
 		backoff: cfg.RejoinBackoff,
-	}, nil
+	}
+	e.reg.inUse, e.reg.vouched = e.linked, e.welcomedBy
+	return e, nil
+}
+
+// welcomedBy reports whether the primary or a welcomed candidate is a link
+// to the substrate with id.
+func (e *Engine) welcomedBy(id string) bool {
+	if p := e.primary; p != nil && p.target.ID == id {
+		return true
+	}
+	return slices.ContainsFunc(e.cands, func(c *link) bool { return c.welcome && c.target.ID == id })
+}
+
+// linked reports whether the primary or a racing candidate is a link to s.
+func (e *Engine) linked(s Substrate) bool {
+	if p := e.primary; p != nil && same(p.target, s) {
+		return true
+	}
+	return slices.ContainsFunc(e.cands, func(c *link) bool { return same(c.target, s) })
 }
 
 // Step feeds one input that happened at now and returns the effects to
@@ -201,7 +220,8 @@ func (e *Engine) PrimaryRTT() time.Duration {
 	return e.primary.srtt
 }
 
-// Known returns every substrate the engine has learned.
+// Known returns the substrates the engine remembers: at most 256, those
+// learned least recently forgotten first (never one a link is to).
 func (e *Engine) Known() []Substrate {
 	out := make([]Substrate, len(e.reg.list))
 	for i, k := range e.reg.list {
@@ -338,7 +358,9 @@ func (e *Engine) welcomed(in Welcomed) {
 		e.reg.learn(l.target)
 	}
 	l.lastHeard = e.now
-	for _, m := range in.Welcome.Topology {
+	// The registry keeps maxKnown entries: a longer topology would only
+	// evict its own head.
+	for _, m := range in.Welcome.Topology[:min(len(in.Welcome.Topology), maxKnown)] {
 		if ni := m.NodeInfo; ni != nil && ni.ID != "" {
 			e.reg.learn(Substrate{ID: ni.ID, URL: substrateURL(l.target.URL, ni.Address, ni.HTTPPort), Enclave: ni.Enclave})
 		}
@@ -351,16 +373,24 @@ func (e *Engine) goodbye(in GoodbyeReceived) {
 	if l == nil {
 		return
 	}
+	l.lastHeard = e.now
+	if isPrimary && l.goodbye {
+		// Before learning anything: a repetition changes nothing, and
+		// must cost nothing however many alternatives it names.
+		e.log.Debug().Str("substrate", l.target.ID).Msg("repeated goodbye ignored")
+		return
+	}
+	parents := in.Goodbye.AlternativeParents
+	if len(parents) > maxAlternatives {
+		e.log.Warn().Str("substrate", l.target.ID).Int("named", len(parents)).Int("learned", maxAlternatives).
+			Msg("goodbye names too many alternatives: only the first are learned")
+		parents = parents[:maxAlternatives]
+	}
 	var alts []*known
-	for _, p := range in.Goodbye.AlternativeParents {
+	for _, p := range parents {
 		if k := e.reg.learn(Substrate{ID: p.ID, URL: substrateURL(l.target.URL, p.Address, p.HTTPPort), Enclave: p.Enclave}); k != nil {
 			alts = append(alts, k)
 		}
-	}
-	l.lastHeard = e.now
-	if isPrimary && l.goodbye {
-		e.log.Debug().Str("substrate", l.target.ID).Msg("repeated goodbye ignored")
-		return
 	}
 	e.reg.failed(l.target, e.now, e.cfg.FailureBackoff, e.cfg.FailureBackoffMax, e.rng)
 	if !isPrimary {

@@ -72,12 +72,12 @@ func Rules() []Rule {
 			"TestRuleCandidateGoodbye"},
 		{"primary_goodbye",
 			"the primary's first goodbye",
-			"the link is marked leaving, its substrate backed off, the goodbye's alternatives learned and queued with every other " +
-				"known substrate, ranked; goodbye is fired (the link is kept until it closes)",
+			"the link is marked leaving, its substrate backed off, the goodbye's first maxAlternatives (16; REPRAM names at most 5) " +
+				"alternatives learned and queued with every other known substrate, ranked; goodbye is fired (the link is kept until it closes)",
 			"TestRulePrimaryGoodbye"},
 		{"repeated_goodbye",
 			"a further goodbye from a primary that already said goodbye",
-			"ignored: no event and no further backoff of its substrate",
+			"ignored before anything is learned: no event, no further backoff of its substrate, its alternatives not learned",
 			"TestRuleRepeatedGoodbye"},
 		{"primary_closed",
 			"LinkClosed from the primary",
@@ -132,8 +132,15 @@ func Rules() []Rule {
 		// Choosing substrates.
 		{"learn_substrates",
 			"a substrate named by Attach, Observe, a welcome's topology or a goodbye's alternatives",
-			"remembered once, matched by id or URL (an entry known by URL only gains the id); never this node, never one without a URL",
+			"remembered once, matched by id, else by URL (an entry known by URL only gains the id); never this node, never one without a URL; " +
+				"at most maxKnown (256) are kept: beyond, the one learned least recently that no link is to is forgotten",
 			"TestRuleLearnSubstrates"},
+		{"restarted_substrate",
+			"a substrate is named with an id at a URL known under another id (REPRAM restarted there: its default id is node-${Date.now()})",
+			"the newer report wins: the entry takes the new id and enclave and loses its backoff, so the next dial expects the live " +
+				"process's welcome; a failure later reported under the old id does not touch it; but while the primary or a welcomed " +
+				"candidate is a link to the old id, its welcome outranks the report, which is not learned",
+			"TestRuleRestartedSubstrate"},
 		{"alternatives_order",
 			"a move is prepared (goodbye, suspicion, death, rejoin) or a refusal's alternatives are queued",
 			"the queue never holds this node, the primary's substrate or a racing one; it is ordered not-backed-off first, then " +

@@ -355,10 +355,13 @@ func TestRuleRepeatedGoodbye(t *testing.T) {
 	// does not start a second forced move.
 	want(t, "candidate fails", d.step(LinkClosed{Link: 2}), "close 2 abort", "handshaking --new_failed--> attached")
 	want(t, "goodbye after the cancel", d.step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown")}))
-	// The repeated goodbyes' alternatives were learned: the reattach
-	// races them, b (failed) last.
+	// The repeated goodbyes' alternatives were not learned (a repetition
+	// costs nothing, however many it names): the reattach races b again.
+	if k := d.e.reg.find(subC); k != nil {
+		t.Errorf("a repeated goodbye's alternative was learned: %+v", k.Substrate)
+	}
 	want(t, "the leaving link closes", d.step(LinkClosed{Link: 1}),
-		"close 1 abort", "dial 3 c", "hello 3", "attached --old_died--> joining")
+		"close 1 abort", "dial 3 b", "hello 3", "attached --old_died--> joining")
 	if k := d.known(subA); k.failures != 1 {
 		t.Errorf("a: %d failures after its close, want 1", k.failures)
 	}
@@ -686,6 +689,66 @@ func TestRuleLearnSubstrates(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRuleRestartedSubstrate(t *testing.T) {
+	old, restarted := sub("a-old", 1), sub("a-new", 1)
+	tests := []struct {
+		name  string
+		setup func(d *driver)
+	}{
+		{name: "known from an observation", setup: func(d *driver) {
+			d.observe(policy.Decision{}, Candidate{Substrate: old, Latency: 50 * time.Millisecond})
+		}},
+		{name: "known from an observation and backed off", setup: func(d *driver) {
+			d.observe(policy.Decision{}, Candidate{Substrate: old, Latency: 50 * time.Millisecond})
+			d.e.reg.failed(old, d.now, d.e.cfg.FailureBackoff, d.e.cfg.FailureBackoffMax, d.e.rng)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{}))
+			d.attached(subB)
+			tc.setup(d)
+			// b shuts down naming a, restarted as a-new at its old URL.
+			want(t, "goodbye", d.at(time.Second).step(GoodbyeReceived{Link: 1, Goodbye: goodbye("shutdown", parent(restarted.ID, 1))}),
+				"dial 2 a-new", "hello 2", "attached --goodbye--> handshaking")
+			want(t, "welcome", transitions(d.at(1100*time.Millisecond).step(Welcomed{Link: 2, Welcome: welcome(restarted.ID)})),
+				"handshaking --handshake_ok--> overlapping")
+			if n := d.e.Stats().FramesRejected; n != 0 {
+				t.Errorf("%d frames rejected, want the restarted substrate's welcome accepted", n)
+			}
+			if got := d.e.Known(); !slices.Contains(got, restarted) || slices.Contains(got, old) {
+				t.Errorf("known %+v, want %+v and not %+v", got, restarted, old)
+			}
+		})
+	}
+	t.Run("a link dialled to the old id, not welcomed yet, does not", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.attached(subB)
+		d.migratingTo(old)
+		d.observe(policy.Decision{}, Candidate{Substrate: restarted, Latency: time.Millisecond})
+		if got := d.e.Known(); !slices.Contains(got, restarted) || slices.Contains(got, old) {
+			t.Errorf("known %+v, want %+v and not %+v", got, restarted, old)
+		}
+	})
+	t.Run("a live link's welcome outranks a report", func(t *testing.T) {
+		d := newDriver(t, quiet(Config{}))
+		d.attached(old)
+		// c's topology names another id at the primary's URL: stale, or
+		// the primary restarted and its link will fail; until then a-old
+		// answers there.
+		d.observe(policy.Decision{}, Candidate{Substrate: restarted, Latency: time.Millisecond})
+		if got := d.e.Known(); !slices.Equal(got, []Substrate{old}) {
+			t.Errorf("known %+v, want only the primary's %+v", got, old)
+		}
+		// Once the link is gone, the next report wins.
+		want(t, "the primary closes", transitions(d.at(time.Second).step(LinkClosed{Link: 1})), "attached --old_died--> detached")
+		d.observe(policy.Decision{}, Candidate{Substrate: restarted, Latency: time.Millisecond})
+		if got := d.e.Known(); !slices.Equal(got, []Substrate{restarted}) {
+			t.Errorf("known %+v, want %+v", got, restarted)
+		}
+	})
 }
 
 // raceOrder is the order in which a move dials: the candidates racing, then
