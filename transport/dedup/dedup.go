@@ -66,12 +66,23 @@ type Set struct {
 	stats Stats
 }
 
-// New returns an empty Set. It panics if cfg.Window or cfg.Capacity is
-// negative or cfg.Capacity is 1, which are programming errors.
-func New(cfg Config) *Set {
+// Validate returns an error naming what is wrong with cfg: a negative
+// Window or Capacity, or a Capacity of 1 (a Set holds two generations of
+// Capacity/2 ids).
+func (cfg Config) Validate() error {
 	if cfg.Window < 0 || cfg.Capacity < 0 || cfg.Capacity == 1 {
-		panic(fmt.Sprintf("dedup: invalid Config{Window: %v, Capacity: %d}: use a positive Window and a Capacity of at least 2, or zero for the defaults",
-			cfg.Window, cfg.Capacity))
+		return fmt.Errorf("dedup: invalid Config{Window: %v, Capacity: %d}: Window must not be negative and Capacity "+
+			"must be zero (the default, %d) or at least 2 (it holds two generations of Capacity/2 ids)",
+			cfg.Window, cfg.Capacity, DefaultCapacity)
+	}
+	return nil
+}
+
+// New returns an empty Set. It panics if cfg is invalid ([Config.Validate]),
+// which is a programming error.
+func New(cfg Config) *Set {
+	if err := cfg.Validate(); err != nil {
+		panic(err.Error())
 	}
 	if cfg.Window == 0 {
 		cfg.Window = DefaultWindow

@@ -167,12 +167,8 @@ func (c Config) WithDefaults() (Config, error) {
 			return c, fmt.Errorf("engine: %s is negative (%v): use a positive duration, or zero for the default", d.name, d.v)
 		}
 	}
-	if d := c.Dedup; d.Window < 0 || d.Capacity < 0 || d.Capacity == 1 {
-		// dedup.New panics on these: refuse them here, where an embedder
-		// gets an error.
-		return c, fmt.Errorf("engine: Dedup{Window: %v, Capacity: %d} is invalid: Window must not be negative and Capacity "+
-			"must be zero (the default, %d) or at least 2 (it holds two generations of Capacity/2 ids)",
-			d.Window, d.Capacity, dedup.DefaultCapacity)
+	if err := c.Dedup.Validate(); err != nil {
+		return c, fmt.Errorf("engine: Dedup: %w", err)
 	}
 	switch {
 	case c.OverlapGrace < c.OverlapFloor:
