@@ -406,7 +406,7 @@ func (e *Engine) gossip(in *GossipReceived) {
 			return
 		}
 	}
-	if o := e.ov; o != nil && !late {
+	if o := e.ov; o != nil {
 		var skew time.Duration
 		var ok bool
 		if isPrimary {
