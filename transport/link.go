@@ -39,11 +39,19 @@ type link struct {
 	closeOnce sync.Once
 	closeCode atomic.Int32 // status for a clean close; 0 closes abruptly
 
-	conn    atomic.Pointer[websocket.Conn] // set once dialled; used by Send
-	starved atomic.Bool                    // the reader waits for a delivery credit
-	parks   atomic.Uint64                  // how many times the reader has waited for one
-	hello   chan struct{}                  // closed by sendHello
-	pings   chan time.Duration             // ping requests, with their timeout
+	conn atomic.Pointer[websocket.Conn] // set once dialled; used by Send
+	// A clean stop lets the reader report what it has already read (see
+	// run): socketWait is set while it waits on the socket, drained is
+	// closed once it has waited there after the stop, and quit ends its
+	// wait for a delivery credit.
+	socketWait atomic.Bool
+	drainOnce  sync.Once
+	drained    chan struct{}
+	quit       chan struct{}
+	starved    atomic.Bool        // the reader waits for a delivery credit
+	parks      atomic.Uint64      // how many times the reader has waited for one
+	hello      chan struct{}      // closed by sendHello
+	pings      chan time.Duration // ping requests, with their timeout
 
 	// starvedPings counts the pings reported Starved, for tests that must
 	// wait until back-pressure has outlasted some pings.
@@ -102,7 +110,7 @@ type linkEnv struct {
 func newLink(root context.Context, id engine.LinkID, target Substrate) *link {
 	ctx, cancel := context.WithCancel(root)
 	return &link{id: id, target: target, ctx: ctx, cancel: cancel, root: root,
-		hello: make(chan struct{}), pings: make(chan time.Duration, 1)}
+		hello: make(chan struct{}), pings: make(chan time.Duration, 1), drained: make(chan struct{}), quit: make(chan struct{})}
 }
 
 // post hands one report to the loop, waiting while the mailbox is full; it
@@ -211,13 +219,34 @@ func (l *link) stop(code websocket.StatusCode) {
 	})
 }
 
+// drainMax bounds how long a clean stop waits for the reader to report the
+// frames it has already read (see run).
+const drainMax = time.Second
+
+// socketRead is called with true before the connection reads from its
+// socket, which may block, and with false after: the reports the reader left
+// unsignalled are signalled first, and a stopped link's reader has then
+// reported everything it had read.
+func (l *link) socketRead(env linkEnv, waiting bool) {
+	if !waiting {
+		l.socketWait.Store(false)
+		return
+	}
+	l.flush(env)
+	// Stored before ctx is read, and read by run after ctx ended: one of
+	// the two sees the other.
+	l.socketWait.Store(true)
+	if l.ctx.Err() != nil {
+		l.drainOnce.Do(func() { close(l.drained) })
+	}
+}
+
 // run dials, sends hello when asked, starts the reader and the pinger, and
 // closes the connection when the link is stopped or the reader ends.
 func (l *link) run(env linkEnv) {
 	defer env.wg.Done()
-	// Before the connection reads from its socket, which may block, the
-	// reports the reader left unsignalled are signalled.
-	conn, resp, err := websocket.Dial(l.ctx, l.target.URL, dialOptions(env.cfg, func() { l.flush(env) }))
+	defer l.drainOnce.Do(func() { close(l.drained) })
+	conn, resp, err := websocket.Dial(l.ctx, l.target.URL, dialOptions(env.cfg, func(waiting bool) { l.socketRead(env, waiting) }))
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
 	}
@@ -253,10 +282,27 @@ func (l *link) run(env linkEnv) {
 	case <-readerDone:
 	}
 	if code := websocket.StatusCode(l.closeCode.Load()); code != 0 {
+		// The frames the reader has already read (buffered, or waiting
+		// for a delivery credit) are reported first, within drainMax: the
+		// close handshake would discard them, and the engine still
+		// delivers the old primary's once it has switched away from it.
+		if l.socketWait.Load() {
+			l.drainOnce.Do(func() { close(l.drained) })
+		}
+		t := time.NewTimer(drainMax)
+		select {
+		case <-l.drained:
+		case <-readerDone:
+		case <-env.loopDone:
+		case <-t.C:
+		}
+		t.Stop()
+		close(l.quit)
 		// The close handshake: the reader gets the peer's close frame and
 		// ends, and what we sent before it is processed by the substrate.
 		_ = conn.Close(code, "handover: link closed")
 	} else {
+		close(l.quit)
 		_ = conn.CloseNow()
 	}
 	<-readerDone
@@ -332,6 +378,7 @@ func (l *link) read(env linkEnv, conn *websocket.Conn, done chan<- struct{}) {
 			decodeReport(l.id, dec, buf, &frame, &rep)
 		}
 		if rep.in == nil && !l.takeCredit(env) {
+			l.postInput(env, engine.LinkClosed{Link: l.id, Err: errors.New("stopped while waiting for a delivery credit")})
 			return
 		}
 		if !l.post(env, &rep, false) { // signalled by flush before the reader may block
@@ -368,7 +415,8 @@ func readMessage(r io.Reader, buf []byte, limit int64) (msg []byte, over bool, e
 }
 
 // takeCredit waits for a delivery credit, marking the link starved while
-// it waits; false when the link was stopped meanwhile.
+// it waits; false when the link was stopped meanwhile (after the drain of a
+// clean stop).
 func (l *link) takeCredit(env linkEnv) bool {
 	credits := env.credits
 	select {
@@ -385,7 +433,7 @@ func (l *link) takeCredit(env linkEnv) bool {
 	select {
 	case credits <- struct{}{}:
 		return true
-	case <-l.ctx.Done():
+	case <-l.quit:
 		return false
 	}
 }
@@ -433,20 +481,21 @@ func closeCause(err error) error {
 // dialOptions dials through an HTTP transport of its own, so a connection
 // it dials can never be handed to another link's request, and keeps none
 // idle once a handshake is refused (a WebSocket takes its connection over).
-// With beforeSocketRead, the connection reads through a buffer of
-// readBufferSize and calls beforeSocketRead whenever that buffer is empty.
-func dialOptions(cfg *Config, beforeSocketRead func()) *websocket.DialOptions {
+// With socketRead, the connection reads through a buffer of
+// readBufferSize and, whenever that buffer is empty, calls socketRead with
+// true before it reads from the socket and with false after.
+func dialOptions(cfg *Config, socketRead func(waiting bool)) *websocket.DialOptions {
 	tr := baseTransport()
 	tr.TLSClientConfig = cfg.TLSConfig
 	tr.DisableKeepAlives = true
-	if beforeSocketRead != nil {
+	if socketRead != nil {
 		dial := tr.DialContext
 		tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := dial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
-			return &readBufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize), before: beforeSocketRead}, nil
+			return &readBufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize), socketRead: socketRead}, nil
 		}
 	}
 	return &websocket.DialOptions{HTTPHeader: cfg.HTTPHeader, HTTPClient: &http.Client{Transport: tr}}
@@ -478,13 +527,15 @@ const readBufferSize = 64 << 10
 // readBufferedConn is a connection whose reads go through a larger buffer.
 type readBufferedConn struct {
 	net.Conn
-	r      *bufio.Reader
-	before func() // called before a read from the socket
+	r          *bufio.Reader
+	socketRead func(waiting bool) // called with true before a read from the socket, with false after
 }
 
 func (c *readBufferedConn) Read(p []byte) (int, error) {
-	if c.r.Buffered() == 0 {
-		c.before()
+	if c.r.Buffered() > 0 {
+		return c.r.Read(p)
 	}
+	c.socketRead(true)
+	defer c.socketRead(false)
 	return c.r.Read(p)
 }

@@ -66,6 +66,7 @@ type Engine struct {
 	now     time.Time
 	nextID  LinkID
 	primary *link
+	closing *link   // the old primary close_old gave up, until its LinkClosed: its late gossip is still delivered
 	cands   []*link // racing candidates, in dial order
 	queue   []Substrate
 	moving  bool      // the race serves a forced move (goodbye, suspicion, death, rejoin, first attach)
@@ -409,15 +410,21 @@ func (e *Engine) goodbye(in GoodbyeReceived) {
 }
 
 func (e *Engine) gossip(in *GossipReceived) {
-	l, isPrimary := e.role(in.Link, "gossip")
-	if l == nil {
-		return
+	// Late gossip from the old primary closed at the switch was sent
+	// before it knew: it is delivered through dedup, and changes nothing
+	// else (no heartbeat, no overlap sample).
+	late := e.closing != nil && e.closing.id == in.Link
+	l, isPrimary := e.closing, false
+	if !late {
+		if l, isPrimary = e.role(in.Link, "gossip"); l == nil {
+			return
+		}
+		if !isPrimary && !l.welcome {
+			e.reject(l, false, fmt.Errorf("%w: %s before welcome", wire.ErrMalformed, in.Type))
+			return
+		}
+		l.lastHeard = e.now
 	}
-	if !isPrimary && !l.welcome {
-		e.reject(l, false, fmt.Errorf("%w: %s before welcome", wire.ErrMalformed, in.Type))
-		return
-	}
-	l.lastHeard = e.now
 	msg := &in.Message
 	if e.cfg.MaxMessageAge > 0 {
 		if age := e.now.Sub(time.Unix(msg.Timestamp, 0)); age > e.cfg.MaxMessageAge {
@@ -541,6 +548,9 @@ func (e *Engine) pingDone(in PingDone) {
 func (e *Engine) linkClosed(in LinkClosed) {
 	l, isPrimary := e.findLink(in.Link)
 	if l == nil {
+		if c := e.closing; c != nil && c.id == in.Link {
+			e.closing = nil // its late gossip ends here
+		}
 		return // the report of a link already dropped
 	}
 	if isPrimary {

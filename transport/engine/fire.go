@@ -155,7 +155,7 @@ func (e *Engine) act(a fsm.Action, subject *link) {
 	case fsm.CloseOld:
 		if p := e.primary; p != nil {
 			e.emit(CloseLink{Link: p.id, Code: closeCode(p)})
-			e.primary = nil
+			e.primary, e.closing = nil, p
 		}
 	case fsm.CloseAll:
 		if p := e.primary; p != nil {
@@ -164,7 +164,7 @@ func (e *Engine) act(a fsm.Action, subject *link) {
 		for _, c := range e.cands {
 			e.emit(CloseLink{Link: c.id, Code: closeCode(c)})
 		}
-		e.primary, e.cands, e.ov, e.queue, e.raceAt, e.rejoinAt = nil, nil, nil, nil, timeZero, timeZero
+		e.primary, e.closing, e.cands, e.ov, e.queue, e.raceAt, e.rejoinAt = nil, nil, nil, nil, nil, timeZero, timeZero
 		e.closed = true
 		e.emit(Closed{})
 	}

@@ -106,6 +106,13 @@ func Rules() []Rule {
 			"gossip whose timestamp is older than MaxMessageAge (negative turns the check off)",
 			"the message alone is dropped and counted in TooOld; the link is kept (a substrate may forward an old message in good faith)",
 			"TestRuleMessageTooOld"},
+		{"late_gossip_after_switch",
+			"gossip from the old primary after close_old gave it up (the switch), before its LinkClosed: what its " +
+				"substrate sent before our close, already on its way (a substrate's writer may lag the new link's)",
+			"delivered through dedup (see dedup; via the old substrate) and nothing else: no heartbeat, no overlap sample, " +
+				"no event; once its LinkClosed came it is a stale report, as is gossip from a dropped candidate " +
+				"(only the latest switched-away primary is kept)",
+			"TestRuleLateGossipAfterSwitch"},
 		{"dedup",
 			"gossip whose key was delivered within the dedup window, on any link: a broadcast's key is its message id; " +
 				"an ACK's is its message id (the acknowledged write's) and its from, apart from every broadcast id",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/repram/handover/transport/wire"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -1640,4 +1641,118 @@ func TestRaceDialsCountsTheRaceAlone(t *testing.T) {
 	if s := d.e.Stats(); s.Dials != 4 || s.RaceDials != 2 {
 		t.Errorf("Dials %d, RaceDials %d; want 4 and 2", s.Dials, s.RaceDials)
 	}
+}
+
+// TestRuleLateGossipAfterSwitch: the old substrate's writer lags (a
+// loaded machine): after the welcome the old link delivers nothing for
+// 250 ms while the new link delivers what was published after the new
+// substrate registered the node, so the engine switches at welcome +
+// margin. The messages published just before that registration (m1..m4)
+// exist only on the old substrate and arrive on the old link after the
+// switch: they must be delivered, once (sockscale's TestScaleMassMigration
+// lost them as stale reports under load).
+func TestRuleLateGossipAfterSwitch(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name string
+		// closedAt is when the old link's LinkClosed comes (ms), 0 never.
+		closedAt time.Duration
+		// wantOnce are delivered exactly once, wantNever never.
+		wantOnce, wantNever []string
+		wantStale           int
+	}{
+		{name: "backlog before the closed report: delivered once", wantOnce: ids(0, 20)},
+		{name: "closed report first: the backlog is stale", closedAt: 1200 * ms,
+			wantOnce: append([]string{"m0"}, ids(5, 20)...), wantNever: ids(1, 5), wantStale: 19},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDriver(t, quiet(Config{Tuning: Tuning{OverlapFloor: 100 * ms, OverlapGrace: 100 * ms}}))
+			d.attached(subA)
+			d.migratingTo(subB)
+			arrivals := []arrival{{900 * ms, 1, "m0", nil}} // before the welcome
+			for k := 5; k < 20; k++ {                       // published after b registered the node: b forwards at once
+				arrivals = append(arrivals, arrival{1000*ms + time.Duration(k-4)*20*ms, 2, fmt.Sprint("m", k), nil})
+			}
+			for k := 1; k < 20; k++ { // a's backlog, flushed 250 ms after the welcome
+				arrivals = append(arrivals, arrival{1250*ms + time.Duration(k)*ms, 1, fmt.Sprint("m", k), nil})
+			}
+			if tc.closedAt > 0 {
+				arrivals = append(arrivals, arrival{tc.closedAt, 1, "closed", nil})
+			}
+			slices.SortStableFunc(arrivals, func(a, b arrival) int { return int(a.at - b.at) })
+			var effs []string
+			var late []string // effects of the old link's reports after the switch
+			switched := false
+			for _, a := range arrivals {
+				if d.now.Before(t0.Add(time.Second)) && a.at > time.Second {
+					d.at(time.Second)
+					effs = append(effs, d.step(Welcomed{Link: 2, Welcome: welcome("b")})...)
+					effs = append(effs, d.step(PingDone{Link: 2, RTT: ms})...)
+				}
+				got := d.until(a.at - 1)
+				switched = switched || slices.Contains(got, "overlapping --overlap_done--> cooldown")
+				effs = append(effs, got...)
+				d.at(a.at)
+				var in Input = d.gossip(a.link, a.id)
+				if a.id == "closed" {
+					in = LinkClosed{Link: 1, Err: errors.New("closed by us")}
+				}
+				before := d.e.Stats()
+				got = d.step(in)
+				effs = append(effs, got...)
+				wasSwitched := switched
+				switched = switched || slices.Contains(got, "overlapping --overlap_done--> cooldown")
+				if wasSwitched && a.link == 1 {
+					late = append(late, got...)
+					// Late gossip changes the counters of delivery only.
+					after := d.e.Stats()
+					after.Delivered, after.DuplicatesDropped, after.StaleEventsDropped = before.Delivered, before.DuplicatesDropped, before.StaleEventsDropped
+					if after != before {
+						t.Errorf("%s on the old link changed the stats beyond delivery:\n%+v\n%+v", a.id, before, after)
+					}
+				}
+			}
+			if !switched {
+				t.Fatalf("no switch before the backlog; transitions: %s", fmtList(transitions(effs)))
+			}
+			effs = append(effs, d.until(2*time.Second)...)
+			delivered := map[string]int{}
+			for _, e := range effs {
+				if id, ok := strings.CutPrefix(e, "deliver "); ok {
+					delivered[strings.Fields(id)[0]]++
+				}
+			}
+			for _, id := range tc.wantOnce {
+				if delivered[id] != 1 {
+					t.Errorf("%s delivered %d times, want once", id, delivered[id])
+				}
+			}
+			for _, id := range tc.wantNever {
+				if delivered[id] != 0 {
+					t.Errorf("%s delivered %d times after the old link's closed report, want never", id, delivered[id])
+				}
+			}
+			for _, e := range late {
+				if !strings.HasPrefix(e, "deliver ") || !strings.HasSuffix(e, " via a") {
+					t.Errorf("the old link's late report had effect %q: want deliveries via a only", e)
+				}
+			}
+			if n := d.e.Stats().StaleEventsDropped; n != tc.wantStale {
+				t.Errorf("StaleEventsDropped %d, want %d", n, tc.wantStale)
+			}
+			if d.e.State() != fsm.Cooldown {
+				t.Errorf("state %s, want cooldown: late gossip moved the machine", d.e.State())
+			}
+		})
+	}
+}
+
+// ids returns m<from> .. m<to-1>.
+func ids(from, to int) []string {
+	var out []string
+	for k := from; k < to; k++ {
+		out = append(out, fmt.Sprint("m", k))
+	}
+	return out
 }
