@@ -178,6 +178,14 @@ func TestOldDiesDuringHandshakeContinuesAlone(t *testing.T) {
 	b.UpdateFaults(func(f *substratetest.Faults) { f.WelcomeDelay = 250 * time.Millisecond })
 	h.tryMigrate(b)
 	h.waitState(fsm.Handshaking)
+	// A Status is the caller's own: changing its candidates changes no
+	// other caller's.
+	if st := h.node.Status(); len(st.Candidates) > 0 {
+		st.Candidates[0].ID = "changed by a caller"
+		if c := h.node.Status().Candidates; len(c) > 0 && c[0].ID == st.Candidates[0].ID {
+			t.Errorf("one caller's change to Status().Candidates reached the next caller")
+		}
+	}
 	a.Kill()
 	h.waitAttached("sub-b")
 	if !h.took(fsm.OldDied, fsm.Joining) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -396,11 +397,14 @@ func sendError(t wire.Type, err error) error {
 	return fmt.Errorf("transport: send %s through primary: %w", t, err)
 }
 
-// Status returns a snapshot of the state, links and counters.
+// Status returns a snapshot of the state, links and counters; the caller
+// owns it (its Candidates are a copy).
 func (n *Node) Status() Status {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.status
+	s := n.status
+	s.Candidates = slices.Clone(s.Candidates)
+	return s
 }
 
 // Subscribe returns a channel of every transition from now on. Sends never

@@ -791,7 +791,7 @@ func substrateURL(via, address string, httpPort int) string {
 	if strings.HasPrefix(via, "wss://") {
 		scheme = "wss://"
 	}
-	if strings.Contains(address, ":") {
+	if strings.Contains(address, ":") && !strings.HasPrefix(address, "[") { // IPv6, not yet in brackets
 		address = "[" + address + "]"
 	}
 	return scheme + address + ":" + strconv.Itoa(httpPort) + "/v1/ws"
