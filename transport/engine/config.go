@@ -113,7 +113,7 @@ type Tuning struct {
 
 // ErrNotDetached is returned by [Engine.Step] for an [Attach] while the
 // node already has or seeks a substrate.
-var ErrNotDetached = errors.New("engine: attach: the node is not detached: it already has a substrate " +
+var ErrNotDetached = errors.New("engine: attach: the node is not detached: it has a substrate or is joining one, " +
 	"and migrates by itself (Observe); Attach is for the first attachment")
 
 // ErrNotDialable is returned by [Engine.Step] for an [Attach] to a substrate
