@@ -503,20 +503,15 @@ func dialOptions(cfg *Config, socketRead func(waiting bool)) *websocket.DialOpti
 
 // baseTransport returns a fresh HTTP transport for one dial: a clone of
 // http.DefaultTransport when it is a *http.Transport, else (an embedder
-// wrapped it, e.g. for tracing) one with the standard library's default
-// dial, proxy and TLS handshake settings. The wrapper itself is not used:
-// dialOptions must own the transport's dialer and keep-alive setting.
+// wrapped it, e.g. for tracing) one with a plain dialer that takes the
+// proxy from the environment; every dial is bounded by its ctx (the
+// handshake deadline) either way. The wrapper itself is not used: dialOptions must own the
+// transport's dialer and keep-alive setting.
 func baseTransport() *http.Transport {
 	if def, ok := http.DefaultTransport.(*http.Transport); ok {
 		return def.Clone()
 	}
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           d.DialContext,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
+	return &http.Transport{Proxy: http.ProxyFromEnvironment, DialContext: (&net.Dialer{}).DialContext}
 }
 
 // readBufferSize is how much of a link's stream one read from the socket
